@@ -1,0 +1,34 @@
+# GRPO Studio. `make run`: install everything and start the app; `make test`: install and test.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 5000
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test test-fast bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt requirements-gpu.txt constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install torch==2.13.0
+	$(PY) -m pip install -r requirements.txt -r requirements-dev.txt -c constraints.txt
+	if nvidia-smi -L >/dev/null 2>&1; then $(PY) -m pip install -r requirements-gpu.txt; fi
+	touch $@
+
+install: $(STAMP)
+
+run: install
+	$(PY) -m core.cli prepare-model
+	$(PY) flask_app.py --host $(HOST) --port $(PORT)
+
+test: install
+	$(PY) -m pytest
+
+test-fast: install
+	$(PY) -m pytest -m "not slow"
+
+bench: install
+	$(PY) bench/quickstart.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

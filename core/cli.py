@@ -1,0 +1,173 @@
+"""Command line: the same worker as the web app, in the foreground.
+
+    python -m core.cli train CONFIG.json [--outputs DIR]   train; progress bar, summary at the end
+    python -m core.cli validate CONFIG.json                 check a config, list every problem
+    python -m core.cli resume RUN_DIR                       continue a stopped/paused/failed run
+    python -m core.cli prepare-model                        convert the default model once
+
+Ctrl-C stops cleanly (a checkpoint is saved, the run ends `cancelled` and can be resumed); a second
+Ctrl-C abandons the step at once. The library and trainer chatter goes to the run's worker.log so the
+terminal shows only progress. Exit status: 0 completed/paused/cancelled, 1 failed, 2 bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from core.config import ConfigError, RunConfig, load_config, validate_config
+from core.run_dir import RunDir, create_run
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    status: str
+    error: str | None
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+
+    def rewards(self) -> list[float]:
+        return [m["reward"] for m in self.metrics if m.get("phase") == "grpo" and "reward" in m]
+
+
+class Progress:
+    """A tqdm bar per phase, fed by the run's events."""
+
+    def __init__(self, out: TextIO):
+        self.out, self.bar, self.phase = out, None, None
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        from tqdm import tqdm
+        kind = event["type"]
+        if kind == "metric":
+            if self.bar is None or self.phase != event["phase"]:
+                self.close()
+                self.phase = event["phase"]
+                self.bar = tqdm(total=event.get("total_steps"), desc=self.phase, file=self.out,
+                                unit="step", dynamic_ncols=True)
+            self.bar.n = event["step"]
+            shown = {k: f"{event[k]:.3g}" for k in ("reward", "kl", "loss") if k in event}
+            self.bar.set_postfix(shown, refresh=True)
+        elif kind == "checkpoint":
+            self.write(f"checkpoint saved: {event['path']}")
+        elif kind == "resume":
+            self.write(f"resuming {event['phase']} from {event['checkpoint']}")
+        elif kind == "status" and event["status"] != "running":
+            self.close()
+
+    def write(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.write(line, file=self.out)
+        else:
+            print(line, file=self.out, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def run_in_foreground(run: RunDir, show_progress: bool = True) -> RunResult:
+    """Run the worker here, output to worker.log, progress (if asked) on the real terminal."""
+    from core.training.control import RunControl
+    from core.worker import _redirect_output, configure_logging, run_worker
+    terminal = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    saved = os.dup(1), os.dup(2), sys.stdout, sys.stderr
+    progress = Progress(terminal)
+    if show_progress:
+        run.listeners.append(progress)
+        progress.write(f"run directory: {run.path}")
+    _redirect_output(run)
+    configure_logging(run, to_stderr=True)
+    control = RunControl()
+    control.install_signal_handlers()
+    try:
+        status = run_worker(run, control)
+    finally:
+        progress.close()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        sys.stdout, sys.stderr = saved[2], saved[3]
+        run.listeners.remove(progress) if progress in run.listeners else None
+    state = run.read_state()
+    result = RunResult(run.path, status, state.get("error"), run.metric_history())
+    if show_progress:
+        print_summary(result, terminal)
+    terminal.close()
+    return result
+
+
+def print_summary(result: RunResult, out: TextIO) -> None:
+    state = RunDir(result.run_dir).read_state()
+    print(f"\nstatus: {result.status}" + (f" - {result.error}" if result.error else ""), file=out)
+    print(f"steps: {state.get('step')}/{state.get('total_steps')} (phase {state.get('phase')})",
+          file=out)
+    rewards = result.rewards()
+    if rewards:
+        first, last = rewards[:5], rewards[-5:]
+        print(f"reward: first {len(first)} logs {sum(first) / len(first):.3f} -> last {len(last)} "
+              f"logs {sum(last) / len(last):.3f}", file=out)
+    for name in ("adapter", "model"):
+        if (result.run_dir / name).is_dir():
+            print(f"result: {result.run_dir / name}", file=out)
+    if result.status in ("cancelled", "paused", "failed", "interrupted"):
+        print(f"resume with: python -m core.cli resume {result.run_dir}", file=out)
+
+
+def train(config: str | Path | dict | RunConfig, outputs: str | Path = "outputs",
+          show_progress: bool = True) -> RunResult:
+    """Train from a config file, dict or RunConfig; a new run directory under `outputs`."""
+    cfg = load_config(config) if isinstance(config, (str, Path)) else validate_config(config)
+    return run_in_foreground(create_run(cfg, outputs), show_progress)
+
+
+def resume(run_dir: str | Path, show_progress: bool = True) -> RunResult:
+    run = RunDir(run_dir)
+    run.read_state()  # a clear error when this is not a run directory
+    return run_in_foreground(run, show_progress)
+
+
+def _print_problems(err: ConfigError) -> None:
+    print("config is invalid:", file=sys.stderr)
+    for p in err.problems:
+        print(f"  {p['field']}: {p['message']}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.cli", description="GRPO Studio CLI")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_train = sub.add_parser("train", help="train from a JSON config")
+    p_train.add_argument("config")
+    p_train.add_argument("--outputs", default="outputs", help="where run directories go")
+    p_validate = sub.add_parser("validate", help="check a JSON config")
+    p_validate.add_argument("config")
+    p_resume = sub.add_parser("resume", help="continue a run from its newest checkpoint")
+    p_resume.add_argument("run_dir")
+    sub.add_parser("prepare-model", help="convert the offline default model once")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "validate":
+            cfg = load_config(args.config)
+            print(f"{args.config}: valid ({cfg.algorithm.name}"
+                  f"{'/' + cfg.algorithm.variant if cfg.algorithm.name == 'grpo' else ''})")
+            return 0
+        if args.command == "prepare-model":
+            from core.default_model import ensure_default_model
+            print(f"default model ready: {ensure_default_model()}")
+            return 0
+        result = train(args.config, args.outputs) if args.command == "train" \
+            else resume(args.run_dir)
+    except ConfigError as err:
+        _print_problems(err)
+        return 2
+    except (FileNotFoundError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0 if result.status in ("completed", "paused", "cancelled") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

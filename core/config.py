@@ -1,0 +1,299 @@
+"""The run configuration: one schema for saved-config files, the API payload and the CLI input.
+
+Guarantees: `validate_config` either returns a fully-defaulted `RunConfig` or raises `ConfigError`
+whose `problems` each name the dotted field path and a reason a person can act on. Cross-field
+checks (generation batch vs. num_generations, qlora without CUDA, SFT-only settings) run here,
+before any model or dataset is loaded. Field descriptions are the help text the UI shows.
+
+Does not: import torch, transformers or Flask (the web process imports this module), or check that
+a model/dataset actually exists (that happens when the worker loads them).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+VARIANTS = ("grpo", "gspo", "dr_grpo", "dapo", "bnpo")
+# A subset of transformers' SchedulerType and OptimizerNames that is safe on every backend;
+# tests/core/test_config.py checks that they stay valid names for the installed transformers.
+SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
+              "constant_with_warmup", "inverse_sqrt", "reduce_lr_on_plateau",
+              "cosine_with_min_lr", "warmup_stable_decay")
+OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adafactor", "sgd", "adagrad", "rmsprop",
+              "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "lion_8bit", "paged_lion_8bit")
+CUDA_ONLY_OPTIMIZERS = ("adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "lion_8bit",
+                        "paged_lion_8bit")
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; `problems` is a list of {"field", "message"}."""
+
+    def __init__(self, problems: list[dict[str, str]]):
+        self.problems = problems
+        super().__init__("; ".join(f"{p['field']}: {p['message']}" for p in problems))
+
+    @property
+    def field(self) -> str:
+        return self.problems[0]["field"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _help(text: str, **kwargs: Any) -> Any:
+    return Field(description=text, **kwargs)
+
+
+class ModelSection(_Section):
+    name: str = _help("'default' (SmolLM2-135M-Instruct, works offline), a local folder, "
+                      "or a Hugging Face Hub id.", default="default", min_length=1)
+    method: Literal["lora", "qlora", "full"] = _help(
+        "lora: small trainable adapter; qlora: lora on a 4-bit base (needs an NVIDIA GPU); "
+        "full: train every weight (most memory).", default="lora")
+    lora_rank: int = _help("LoRA rank r: adapter capacity.", default=16, ge=1, le=1024)
+    lora_alpha: int = _help("LoRA alpha: adapter scale (often 2 x rank).", default=32, ge=1, le=4096)
+    lora_dropout: float = _help("Dropout on the adapter input.", default=0.0, ge=0.0, lt=1.0)
+    target_modules: list[str] | None = _help(
+        "Layers that get adapters; empty means the architecture's default "
+        "(attention and MLP projections).", default=None)
+    quantization: Literal["nf4", "fp4"] = _help(
+        "4-bit weight format used by qlora.", default="nf4")
+    backend: Literal["auto", "unsloth", "transformers"] = _help(
+        "auto uses Unsloth when an NVIDIA GPU and unsloth are present, else transformers + PEFT.",
+        default="auto")
+    trust_remote_code: bool = _help("Run code shipped with a hub model (off unless you trust it).",
+                                    default=False)
+
+
+class FieldMapping(_Section):
+    instruction: str | None = _help("Column holding the question / instruction.", default=None)
+    input: str | None = _help("Optional column appended to the instruction.", default=None)
+    response: str | None = _help("Column holding the answer used for SFT.", default=None)
+    reference: str | None = _help(
+        "Column holding the reference answer rewards compare against "
+        "(defaults to the response; '#### N' answers give N).", default=None)
+    messages: str | None = _help("Column holding a chat (list of role/content).", default=None)
+
+
+class DatasetSection(_Section):
+    source: Literal["builtin", "file", "hub"] = _help(
+        "builtin: a sample shipped with the app; file: a local file; hub: a Hugging Face dataset.",
+        default="builtin")
+    path: str = _help("Sample name, file path, or hub id.", default="arithmetic", min_length=1)
+    config_name: str | None = _help("Hub dataset configuration (subset), e.g. 'main'.", default=None)
+    split: str = _help("Split to train on.", default="train", min_length=1)
+    format: Literal["auto", "alpaca", "qa", "prompt_completion", "messages", "gsm8k"] = _help(
+        "Shape of the rows; auto detects it from the column names.", default="auto")
+    mapping: FieldMapping = Field(default_factory=FieldMapping)
+    max_samples: int | None = _help("Use at most this many rows (empty: all).", default=None, ge=1)
+    validation_split: float = _help("Fraction held out for evaluation.", default=0.0, ge=0.0, le=0.5)
+
+
+class TemplateSection(_Section):
+    system_prompt: str = _help("System message given before every prompt.", default=(
+        "Solve the problem. First think inside <think> </think>, "
+        "then give only the final number inside <answer> </answer>."))
+    reasoning_start: str = _help("Marker that opens the reasoning.", default="<think>")
+    reasoning_end: str = _help("Marker that closes the reasoning.", default="</think>")
+    solution_start: str = _help("Marker that opens the final answer.", default="<answer>")
+    solution_end: str = _help("Marker that closes the final answer.", default="</answer>")
+    chat_template: str | None = _help(
+        "Jinja chat template; empty uses the model's own.", default=None)
+
+
+class TrainingSection(_Section):
+    epochs: float = _help("Passes over the dataset (ignored when max_steps > 0).",
+                          default=1.0, gt=0.0, le=1000.0)
+    max_steps: int = _help("Stop after this many optimizer steps; -1 means use epochs.",
+                           default=-1, ge=-1)
+    batch_size: int = _help("Completions per device per forward pass.", default=4, ge=1, le=4096)
+    gradient_accumulation_steps: int = _help("Forward passes per optimizer step.",
+                                             default=1, ge=1, le=1024)
+    learning_rate: float = _help("Peak learning rate.", default=5e-5, gt=0.0, le=1.0)
+    scheduler: str = _help("Learning-rate schedule after warmup.", default="constant_with_warmup")
+    warmup_ratio: float = _help("Fraction of steps spent warming up.", default=0.0, ge=0.0, lt=1.0)
+    weight_decay: float = _help("L2 weight decay.", default=0.0, ge=0.0, le=1.0)
+    max_grad_norm: float = _help("Clip gradients to this norm.", default=1.0, gt=0.0)
+    max_seq_length: int = _help("Longest tokenized example (prompt + answer).",
+                                default=1024, ge=16, le=1_048_576)
+    optimizer: str = _help("Optimizer.", default="adamw_torch")
+    seed: int = _help("Random seed (same seed, same run).", default=42, ge=0)
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = _help(
+        "auto: bf16 where the hardware has it, else fp32. fp16 needs an NVIDIA GPU.",
+        default="auto")
+    gradient_checkpointing: bool = _help("Trade compute for memory.", default=False)
+
+
+class AlgorithmSection(_Section):
+    name: Literal["grpo", "sft"] = _help("grpo: reinforcement learning with rewards; "
+                                         "sft: supervised fine-tuning only.", default="grpo")
+    variant: str = _help("GRPO loss: grpo, gspo (sequence-level ratios), dr_grpo, dapo, bnpo.",
+                         default="grpo")
+    num_generations: int = _help("Completions written per prompt (the group).",
+                                 default=4, ge=2, le=256)
+    max_completion_length: int = _help("Longest completion in tokens.", default=128, ge=1)
+    temperature: float = _help("Sampling temperature.", default=1.0, gt=0.0, le=5.0)
+    top_p: float = _help("Nucleus sampling.", default=1.0, gt=0.0, le=1.0)
+    top_k: int = _help("Top-k sampling; 0 disables.", default=0, ge=0)
+    beta: float = _help("KL penalty against the reference model; 0 saves memory.",
+                        default=0.04, ge=0.0)
+    epsilon: float | None = _help("Lower clip range; empty: the variant's default.",
+                                  default=None, gt=0.0)
+    epsilon_high: float | None = _help("Upper clip range; empty: the variant's default.",
+                                       default=None, gt=0.0)
+    num_iterations: int = _help("Optimisation passes per generation batch.", default=1, ge=1)
+
+
+class RewardEntry(_Section):
+    name: str = _help("Registered reward id.", min_length=1)
+    weight: float = _help("Weight in the total reward.", default=1.0)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class PreTrainingSection(_Section):
+    enabled: bool = _help("Run a short SFT phase before GRPO to teach the format.", default=False)
+    epochs: float = _help("SFT epochs.", default=1.0, gt=0.0, le=100.0)
+    max_steps: int = _help("SFT step cap; -1 means use epochs.", default=-1, ge=-1)
+    max_samples: int | None = _help("Rows used for SFT (empty: all).", default=None, ge=1)
+    learning_rate: float = _help("SFT learning rate.", default=2e-4, gt=0.0, le=1.0)
+
+
+class OutputSection(_Section):
+    name: str = _help("Label of the run.", default="run", min_length=1, max_length=80)
+    save_steps: int = _help("Save a checkpoint every N steps.", default=50, ge=1)
+    logging_steps: int = _help("Log metrics every N steps.", default=1, ge=1)
+    save_total_limit: int | None = _help("Keep at most this many checkpoints.", default=3, ge=1)
+    sample_every: int = _help("Record rollout samples every N steps (0: never).", default=1, ge=0)
+
+
+class ComputeSection(_Section):
+    gpu_ids: list[int] = _help("GPUs to use; empty: all visible.", default_factory=list)
+    multi_gpu: bool = _help("Launch with accelerate across the chosen GPUs.", default=False)
+
+
+class RunConfig(_Section):
+    description: str = _help("What this config is for (shown in the configs list).", default="")
+    model: ModelSection = Field(default_factory=ModelSection)
+    dataset: DatasetSection = Field(default_factory=DatasetSection)
+    template: TemplateSection = Field(default_factory=TemplateSection)
+    training: TrainingSection = Field(default_factory=TrainingSection)
+    algorithm: AlgorithmSection = Field(default_factory=AlgorithmSection)
+    rewards: list[RewardEntry] = Field(default_factory=list)
+    pre_training: PreTrainingSection = Field(default_factory=PreTrainingSection)
+    output: OutputSection = Field(default_factory=OutputSection)
+    compute: ComputeSection = Field(default_factory=ComputeSection)
+
+    @model_validator(mode="after")
+    def _check_names(self) -> "RunConfig":
+        _require_one_of("training.scheduler", self.training.scheduler, SCHEDULERS)
+        _require_one_of("training.optimizer", self.training.optimizer, OPTIMIZERS)
+        _require_one_of("algorithm.variant", self.algorithm.variant, VARIANTS)
+        return self
+
+
+class _FieldProblem(ValueError):
+    def __init__(self, field: str, message: str):
+        self.problem = {"field": field, "message": message}
+        super().__init__(message)
+
+
+def _require_one_of(field: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise _FieldProblem(field, f"unknown value {value!r}; choose one of: {', '.join(allowed)}")
+
+
+def _cross_field_problems(cfg: RunConfig, cuda: bool) -> list[dict[str, str]]:
+    problems = []
+
+    def add(field: str, message: str) -> None:
+        problems.append({"field": field, "message": message})
+
+    t, a = cfg.training, cfg.algorithm
+    if a.name == "grpo":
+        batch = t.batch_size * t.gradient_accumulation_steps
+        if batch % a.num_generations:
+            add("algorithm.num_generations",
+                f"the generation batch (batch_size {t.batch_size} x gradient_accumulation_steps "
+                f"{t.gradient_accumulation_steps} = {batch}) must be divisible by num_generations "
+                f"{a.num_generations}; change one of them")
+        if not cfg.rewards:
+            add("rewards", "GRPO needs at least one reward function")
+        if a.epsilon_high is not None and a.epsilon is not None and a.epsilon_high < a.epsilon:
+            add("algorithm.epsilon_high", "must be at least algorithm.epsilon")
+    if cfg.pre_training.enabled and a.name != "grpo":
+        add("pre_training.enabled", "SFT pre-training is a phase before GRPO; with algorithm "
+            "'sft' set training.* instead and turn pre_training off")
+    if not cuda:
+        if cfg.model.method == "qlora":
+            add("model.method", "qlora needs an NVIDIA GPU with CUDA; use 'lora' on this machine")
+        if t.precision == "fp16":
+            add("training.precision", "fp16 needs an NVIDIA GPU; use 'auto' or 'bf16'")
+        if t.optimizer in CUDA_ONLY_OPTIMIZERS:
+            add("training.optimizer", f"{t.optimizer} needs an NVIDIA GPU; use adamw_torch")
+        if cfg.compute.multi_gpu:
+            add("compute.multi_gpu", "no NVIDIA GPU was found")
+    if cfg.model.backend == "unsloth" and not cuda:
+        add("model.backend", "Unsloth needs an NVIDIA GPU; use 'auto' or 'transformers'")
+    return problems
+
+
+def _pydantic_problems(err: ValidationError) -> list[dict[str, str]]:
+    problems = []
+    for e in err.errors():
+        ctx_error = (e.get("ctx") or {}).get("error")
+        if isinstance(ctx_error, _FieldProblem):
+            problems.append(ctx_error.problem)
+            continue
+        field = ".".join(str(p) for p in e["loc"]) or "config"
+        message = "unknown field (check the spelling)" if e["type"] == "extra_forbidden" \
+            else e["msg"]
+        problems.append({"field": field, "message": message})
+    return problems
+
+
+def validate_config(data: dict[str, Any] | RunConfig, cuda: bool | None = None) -> RunConfig:
+    """Parse and check a config; raise ConfigError listing every problem with its field."""
+    if isinstance(data, RunConfig):
+        data = data.model_dump()
+    if not isinstance(data, dict):
+        raise ConfigError([{"field": "config", "message": "must be a JSON object"}])
+    try:
+        cfg = RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_pydantic_problems(err)) from None
+    if cuda is None:
+        from core.hardware import cuda_available
+        cuda = cuda_available()
+    problems = _cross_field_problems(cfg, cuda)
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def load_config(path: str | Path, cuda: bool | None = None) -> RunConfig:
+    """Read and validate a JSON config file."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([{"field": "config", "message": f"file not found: {path}"}]) from None
+    except json.JSONDecodeError as err:
+        raise ConfigError([{"field": "config", "message":
+                            f"{path} is not valid JSON (line {err.lineno}, column {err.colno}: "
+                            f"{err.msg})"}]) from None
+    return validate_config(data, cuda=cuda)
+
+
+def save_config(cfg: RunConfig, path: str | Path) -> None:
+    """Write a config as indented JSON, atomically."""
+    from core.files import write_json_atomic
+    write_json_atomic(Path(path), cfg.model_dump(mode="json"))
+
+
+def config_schema() -> dict[str, Any]:
+    """JSON schema with each field's help text (for forms and docs)."""
+    return RunConfig.model_json_schema()

@@ -1,0 +1,226 @@
+"""Training data: read rows, map their fields, and build the SFT and GRPO datasets.
+
+Guarantees: rows come from a bundled sample, a JSON/JSONL/CSV/Parquet file or a hub dataset; the
+field mapping is detected from common column names unless the config names columns; every row
+becomes `prompt_messages` (the user/assistant turns before the answer), `response` and `reference`
+(GSM8K answers `... #### 42` give reference "42"). GRPO prompts and SFT prompts are built by the same
+function, with the model's chat template (or the config's), the system prompt and the markers.
+A missing column, an empty dataset or an unreachable hub raises `DatasetError` naming what to fix.
+
+Does not: stream huge files, compute statistics or validate row by row (the dataset-tools issue).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.config import DatasetSection, FieldMapping, TemplateSection
+
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "data"
+FILE_READERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
+
+# Column names tried in order when the config does not name one (lower-cased comparison).
+AUTO_NAMES = {
+    "messages": ("messages", "conversations", "conversation", "chat"),
+    "instruction": ("instruction", "question", "prompt", "query", "problem", "input_text"),
+    "input": ("input", "context"),
+    "response": ("output", "answer", "response", "completion", "solution", "target"),
+    "reference": ("reference", "final_answer", "ground_truth", "label"),
+}
+
+
+class DatasetError(ValueError):
+    """Data that cannot be used; `field` names the config field to change."""
+
+    def __init__(self, message: str, field: str = "dataset.path"):
+        self.field = field
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Example:
+    prompt_messages: list[dict[str, str]]
+    response: str
+    reference: str | None
+
+
+def builtin_datasets() -> list[str]:
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.jsonl"))
+
+
+def load_rows(section: DatasetSection) -> Any:
+    """The raw rows as a `datasets.Dataset` (at most `max_samples`)."""
+    if section.source == "hub":
+        ds = _load_hub(section)
+    else:
+        ds = _load_file(_file_path(section))
+    if len(ds) == 0:
+        raise DatasetError(f"dataset {section.path!r} has no rows")
+    if section.max_samples:
+        ds = ds.select(range(min(section.max_samples, len(ds))))
+    return ds
+
+
+def _file_path(section: DatasetSection) -> Path:
+    if section.source == "builtin":
+        path = BUILTIN_DIR / f"{section.path}.jsonl"
+        if not path.is_file():
+            raise DatasetError(f"no bundled dataset named {section.path!r}; available: "
+                               f"{', '.join(builtin_datasets())}")
+        return path
+    path = Path(section.path).expanduser()
+    if not path.is_file():
+        raise DatasetError(f"dataset file not found: {path}")
+    if path.suffix.lower() not in FILE_READERS:
+        raise DatasetError(f"cannot read {path.name}: use one of "
+                           f"{', '.join(sorted(FILE_READERS))}")
+    return path
+
+
+def _load_file(path: Path) -> Any:
+    import datasets
+    try:
+        return datasets.load_dataset(FILE_READERS[path.suffix.lower()], data_files=str(path),
+                                     split="train")
+    except Exception as err:  # datasets raises many types; the person needs the file and cause
+        raise DatasetError(f"could not read {path.name}: {_first_line(err)}") from err
+
+
+def _load_hub(section: DatasetSection) -> Any:
+    import datasets
+    try:
+        return datasets.load_dataset(section.path, section.config_name, split=section.split)
+    except Exception as err:
+        cause = _first_line(err)
+        if _looks_offline(err):
+            cause = "the Hugging Face Hub cannot be reached (offline?)"
+        raise DatasetError(f"could not load hub dataset {section.path!r} "
+                           f"(config {section.config_name!r}, split {section.split!r}): {cause}"
+                           ) from err
+
+
+def _looks_offline(err: BaseException) -> bool:
+    text = f"{type(err).__name__} {err}".lower()
+    return any(w in text for w in ("offline", "connection", "resolve", "unreachable", "timed out",
+                                   "couldn't reach", "network"))
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def detect_mapping(columns: list[str], explicit: FieldMapping | None = None) -> FieldMapping:
+    """Explicitly named columns (checked to exist) plus auto-detected ones for the rest."""
+    explicit = explicit or FieldMapping()
+    lower = {c.lower(): c for c in columns}
+    found: dict[str, str | None] = {}
+    for role, names in AUTO_NAMES.items():
+        chosen = getattr(explicit, role)
+        if chosen is not None:
+            if chosen not in columns:
+                raise DatasetError(f"column {chosen!r} is not in the dataset; columns: "
+                                   f"{', '.join(columns)}", field=f"dataset.mapping.{role}")
+            found[role] = chosen
+        else:
+            found[role] = next((lower[n] for n in names if n in lower), None)
+    if found["input"] == found["instruction"]:
+        found["input"] = None
+    if not found["messages"] and not found["instruction"]:
+        raise DatasetError(f"no prompt column found among {', '.join(columns)}; set "
+                           f"dataset.mapping.instruction (or messages)",
+                           field="dataset.mapping.instruction")
+    return FieldMapping(**found)
+
+
+def split_gsm8k(answer: str) -> tuple[str, str | None]:
+    """'steps #### 42' -> ('steps', '42'); otherwise (answer, None)."""
+    if "####" not in answer:
+        return answer, None
+    steps, final = answer.rsplit("####", 1)
+    return steps.strip(), final.strip().replace(",", "")
+
+
+def to_example(row: dict[str, Any], mapping: FieldMapping) -> Example:
+    if mapping.messages:
+        return _chat_example(row[mapping.messages], row, mapping)
+    text = str(row.get(mapping.instruction) or "").strip()
+    extra = str(row.get(mapping.input) or "").strip() if mapping.input else ""
+    user = f"{text}\n\n{extra}" if extra else text
+    response = str(row.get(mapping.response) or "") if mapping.response else ""
+    reference = str(row[mapping.reference]) if mapping.reference and \
+        row.get(mapping.reference) is not None else None
+    if reference is None and response:
+        _, final = split_gsm8k(response)
+        reference = final if final is not None else response.strip()
+    return Example([{"role": "user", "content": user}], response, reference)
+
+
+def _chat_example(turns: Any, row: dict[str, Any], mapping: FieldMapping) -> Example:
+    turns = [_normalise_turn(t) for t in turns or []]
+    turns = [t for t in turns if t["role"] != "system"]
+    response = ""
+    if turns and turns[-1]["role"] == "assistant":
+        response = turns.pop()["content"]
+    reference = str(row[mapping.reference]) if mapping.reference else (response or None)
+    return Example(turns, response, reference)
+
+
+def _normalise_turn(turn: dict[str, Any]) -> dict[str, str]:
+    """Accept OpenAI (role/content) and ShareGPT (from/value) turns."""
+    role = turn.get("role") or {"human": "user", "gpt": "assistant"}.get(turn.get("from"),
+                                                                         turn.get("from"))
+    return {"role": str(role), "content": str(turn.get("content", turn.get("value", "")))}
+
+
+def format_prompt(tokenizer: Any, template: TemplateSection,
+                  prompt_messages: list[dict[str, str]]) -> str:
+    """The prompt string the model sees: system prompt + turns through the chat template,
+    ending where the assistant's answer starts."""
+    messages = ([{"role": "system", "content": template.system_prompt}]
+                if template.system_prompt else []) + prompt_messages
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
+                                         chat_template=template.chat_template)
+
+
+def format_response(response: str, template: TemplateSection) -> str:
+    """The SFT target: GSM8K answers become reasoning + solution inside the template's markers;
+    other answers are kept as they are."""
+    steps, final = split_gsm8k(response)
+    if final is None:
+        return response
+    return (f"{template.reasoning_start}{steps}{template.reasoning_end}"
+            f"{template.solution_start}{final}{template.solution_end}")
+
+
+def _examples(section: DatasetSection) -> list[Example]:
+    rows = load_rows(section)
+    mapping = detect_mapping(rows.column_names, section.mapping)
+    return [to_example(row, mapping) for row in rows]
+
+
+def build_grpo_dataset(section: DatasetSection, template: TemplateSection, tokenizer: Any) -> Any:
+    """Columns: `prompt` (chat-formatted string), `question`, `reference`."""
+    import datasets
+    examples = [e for e in _examples(section) if e.prompt_messages]
+    return datasets.Dataset.from_list([
+        {"prompt": format_prompt(tokenizer, template, e.prompt_messages),
+         "question": e.prompt_messages[-1]["content"], "reference": e.reference}
+        for e in examples])
+
+
+def build_sft_dataset(section: DatasetSection, template: TemplateSection, tokenizer: Any,
+                      max_samples: int | None = None) -> Any:
+    """Columns: `prompt` (chat-formatted string) and `completion` (formatted response), for TRL's
+    prompt-completion SFT: loss on the completion only, TRL appends the end-of-turn token."""
+    import datasets
+    examples = [e for e in _examples(section) if e.response.strip()]
+    if not examples:
+        raise DatasetError("no row has a response to learn from; map dataset.mapping.response",
+                           field="dataset.mapping.response")
+    rows = [{"prompt": format_prompt(tokenizer, template, e.prompt_messages),
+             "completion": format_response(e.response, template)}
+            for e in examples[:max_samples]]
+    return datasets.Dataset.from_list(rows)
+

@@ -1,0 +1,91 @@
+"""One TrainerCallback that turns the trainer's life into run-directory records.
+
+- each log record -> a `metric` event with TRL's own keys, plus step, phase, total_steps and
+  eta_seconds; the end-of-training summary -> a `summary` event;
+- every `sample_every` steps -> `sample` events (prompt, completions, per-reward scores, reference);
+- each save -> `checkpoint.json` inside the checkpoint (it is complete only from then on) and a
+  `checkpoint` event;
+- state.json follows step and total_steps;
+- a stop or pause request -> save a checkpoint at the end of this step and leave the loop.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from core.files import write_json_atomic
+from core.run_dir import CHECKPOINT_MARKER, RunDir
+from core.training.control import RunControl
+from core.training.samples import SampleRecorder
+
+SUMMARY_KEYS = ("train_runtime", "train_loss")
+SAMPLE_GROUPS_PER_STEP = 2
+SHOWN_KEYS = ("loss", "reward", "reward_std", "kl", "learning_rate", "grad_norm")
+log = logging.getLogger("grpo_studio.training")
+
+
+class RunEventsCallback(TrainerCallback):
+    def __init__(self, run: RunDir, phase: str, control: RunControl,
+                 recorder: SampleRecorder | None = None, reward_weights: dict[str, float] | None
+                 = None, sample_every: int = 0):
+        self.run, self.phase, self.run_control = run, phase, control
+        self.recorder, self.reward_weights = recorder, reward_weights or {}
+        self.sample_every = sample_every
+        self.start_time = time.monotonic()
+        self.start_step = 0
+        self.last_metrics: dict[str, Any] = {}
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.start_time, self.start_step = time.monotonic(), state.global_step
+        self.run.update_state(phase=self.phase, step=state.global_step,
+                              total_steps=state.max_steps)
+
+    def eta_seconds(self, state: Any) -> float | None:
+        done = state.global_step - self.start_step
+        if done <= 0 or not state.max_steps:
+            return None
+        per_step = (time.monotonic() - self.start_time) / done
+        return round(per_step * max(state.max_steps - state.global_step, 0), 1)
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        self.run.update_state(step=state.global_step, total_steps=state.max_steps,
+                              eta_seconds=self.eta_seconds(state))
+        if self.recorder is not None:
+            self._write_samples(state.global_step)
+        if self.run_control.request:
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+    def _write_samples(self, step: int) -> None:
+        if not self.sample_every or step % self.sample_every:
+            self.recorder.batch = None
+            return
+        for group in self.recorder.take_groups(self.reward_weights, SAMPLE_GROUPS_PER_STEP):
+            self.run.append_event("sample", phase=self.phase, step=step, **group)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
+               **kwargs: Any) -> None:
+        logs = dict(logs or {})
+        if any(k in logs for k in SUMMARY_KEYS):
+            self.run.append_event("summary", phase=self.phase, step=state.global_step, **logs)
+            return
+        self.last_metrics = logs
+        shown = " ".join(f"{k}={logs[k]:.4g}" for k in SHOWN_KEYS if isinstance(logs.get(k), float))
+        log.info("%s step %s/%s %s", self.phase, state.global_step, state.max_steps, shown)
+        self.run.append_event("metric", phase=self.phase, step=state.global_step,
+                              total_steps=state.max_steps, eta_seconds=self.eta_seconds(state),
+                              **logs)
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if not folder.is_dir():
+            return
+        write_json_atomic(folder / CHECKPOINT_MARKER, {
+            "step": state.global_step, "phase": self.phase, "metrics": self.last_metrics})
+        self.run.append_event("checkpoint", phase=self.phase, step=state.global_step,
+                              path=str(folder.relative_to(self.run.path)))

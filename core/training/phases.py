@@ -1,0 +1,117 @@
+"""A run's training phases, in order: optional SFT pre-training, then GRPO; or SFT alone.
+
+Guarantees: a finished phase leaves its result folder whole (`pre_training/adapter|model`, then
+`adapter/` or `model/` for the run), written beside and renamed into place; a phase with a complete
+checkpoint resumes from the newest one (incomplete ones are removed first) and a `resume` event
+records where; GRPO after pre-training continues the same LoRA adapter. Returns the run's next
+status: completed, paused or cancelled. Errors propagate to the worker, which names them.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from core.config import RunConfig
+from core.datasets import DatasetError, build_grpo_dataset, build_sft_dataset
+from core.models import LoadedModel, load_model
+from core.run_dir import RunDir
+from core.training.callbacks import RunEventsCallback
+from core.training.control import PAUSE, RunControl
+from core.training.samples import SampleRecorder, TrainingReward
+from core.training.trainers import build_grpo_trainer, build_sft_trainer
+from rewards import Markers, build_reward, get_spec
+
+
+def planned_phases(cfg: RunConfig) -> list[str]:
+    if cfg.algorithm.name == "sft":
+        return ["sft"]
+    return (["pre_training"] if cfg.pre_training.enabled else []) + ["grpo"]
+
+
+def result_dir(run: RunDir, cfg: RunConfig, phase: str) -> Path:
+    base = run.pre_training_dir if phase == "pre_training" else run.path
+    return base / ("model" if cfg.model.method == "full" else "adapter")
+
+
+def run_training(run: RunDir, cfg: RunConfig, control: RunControl) -> str:
+    """Run every phase not finished yet; the status the run ends with."""
+    for phase in planned_phases(cfg):
+        if result_dir(run, cfg, phase).is_dir():
+            continue
+        status = run_phase(run, cfg, phase, control)
+        if status != "completed":
+            return status
+    return "completed"
+
+
+def run_phase(run: RunDir, cfg: RunConfig, phase: str, control: RunControl) -> str:
+    import transformers
+    transformers.set_seed(cfg.training.seed)
+    init_from = None
+    if phase == "grpo" and cfg.pre_training.enabled:
+        init_from = result_dir(run, cfg, "pre_training")
+    run.update_state(phase=phase)
+    run.append_event("phase", phase=phase)
+    loaded = load_model(cfg.model, cfg.training, init_from=init_from)
+    trainer = _build_trainer(run, cfg, phase, loaded, control)
+    resume = _resume_point(run, phase)
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    if control.request:
+        return "paused" if control.request == PAUSE else "cancelled"
+    _save_result(trainer, loaded, result_dir(run, cfg, phase))
+    return "completed"
+
+
+def _resume_point(run: RunDir, phase: str) -> Path | None:
+    run.remove_incomplete_checkpoints(phase)
+    newest = run.newest_checkpoint(phase)
+    if newest is not None:
+        step = int(newest.name.rsplit("-", 1)[1])
+        run.append_event("resume", phase=phase, step=step, checkpoint=newest.name)
+        run.update_state(resumed_from=str(newest.relative_to(run.path)), step=step)
+    return newest
+
+
+def _build_trainer(run: RunDir, cfg: RunConfig, phase: str, loaded: LoadedModel,
+                   control: RunControl) -> Any:
+    if phase in ("pre_training", "sft"):
+        max_samples = cfg.pre_training.max_samples if phase == "pre_training" else None
+        dataset = build_sft_dataset(cfg.dataset, cfg.template, loaded.tokenizer, max_samples)
+        callback = RunEventsCallback(run, phase, control)
+        return build_sft_trainer(cfg, phase, run, loaded, dataset, [callback])
+    dataset = build_grpo_dataset(cfg.dataset, cfg.template, loaded.tokenizer)
+    recorder = SampleRecorder()
+    rewards = training_rewards(cfg, dataset, recorder)
+    weights = {r.__name__: e.weight for r, e in zip(rewards, cfg.rewards)}
+    callback = RunEventsCallback(run, phase, control, recorder, weights, cfg.output.sample_every)
+    return build_grpo_trainer(cfg, run, loaded, dataset, rewards, [callback])
+
+
+def training_rewards(cfg: RunConfig, dataset: Any, recorder: SampleRecorder
+                     ) -> list[TrainingReward]:
+    """The config's rewards, built with the run's markers, uniquely named, their needs checked."""
+    t = cfg.template
+    markers = Markers(t.reasoning_start, t.reasoning_end, t.solution_start, t.solution_end)
+    has_reference = any(r is not None for r in dataset["reference"])
+    built, seen = [], {}
+    for entry in cfg.rewards:
+        spec = get_spec(entry.name)
+        if "reference" in spec.needs and not has_reference:
+            raise DatasetError(f"reward {entry.name!r} compares with a reference answer, but no "
+                               f"row has one; map dataset.mapping.reference",
+                               field="dataset.mapping.reference")
+        seen[entry.name] = seen.get(entry.name, 0) + 1
+        name = entry.name if seen[entry.name] == 1 else f"{entry.name}_{seen[entry.name]}"
+        reward = build_reward(entry.name, entry.params, markers, name=name)
+        built.append(TrainingReward(reward, recorder))
+    return built
+
+
+def _save_result(trainer: Any, loaded: LoadedModel, folder: Path) -> None:
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    trainer.save_model(str(partial))
+    loaded.tokenizer.save_pretrained(str(partial))
+    os.replace(partial, folder)

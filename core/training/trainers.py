@@ -1,0 +1,99 @@
+"""Building TRL trainers (SFTTrainer, GRPOTrainer) from a RunConfig.
+
+Guarantees: the config's names map to the installed TRL/transformers arguments in one place; each
+GRPO variant's settings come from `VARIANT_SETTINGS`, and explicit config values override them.
+Does not: load models or data (the caller passes them), run training.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from core.config import RunConfig
+from core.hardware import cuda_available
+from core.models import LoadedModel
+from core.run_dir import RunDir
+
+# What each variant means in TRL terms (TRL docs: GRPO, GSPO, Dr. GRPO, DAPO, BNPO).
+VARIANT_SETTINGS: dict[str, dict[str, Any]] = {
+    "grpo": {"loss_type": "grpo"},
+    "gspo": {"loss_type": "grpo", "importance_sampling_level": "sequence",
+             "epsilon": 3e-4, "epsilon_high": 4e-4},
+    "dr_grpo": {"loss_type": "dr_grpo", "scale_rewards": "none"},
+    "dapo": {"loss_type": "dapo", "epsilon_high": 0.28, "mask_truncated_completions": True},
+    "bnpo": {"loss_type": "bnpo"},
+}
+
+
+def common_arguments(cfg: RunConfig, phase: str, run: RunDir, loaded: LoadedModel) -> dict:
+    """TrainingArguments shared by both trainers."""
+    t, out = cfg.training, cfg.output
+    schedule = {"num_train_epochs": t.epochs, "max_steps": t.max_steps,
+                "learning_rate": t.learning_rate}
+    if phase == "pre_training":
+        pre = cfg.pre_training
+        schedule = {"num_train_epochs": pre.epochs, "max_steps": pre.max_steps,
+                    "learning_rate": pre.learning_rate}
+    return {
+        **schedule,
+        "output_dir": str(run.checkpoints_dir(phase)),
+        "per_device_train_batch_size": t.batch_size,
+        "gradient_accumulation_steps": t.gradient_accumulation_steps,
+        "lr_scheduler_type": t.scheduler,
+        "warmup_steps": t.warmup_ratio,  # a float below 1 is a ratio of the total steps
+        "weight_decay": t.weight_decay,
+        "max_grad_norm": t.max_grad_norm,
+        "optim": t.optimizer,
+        "seed": t.seed,
+        "bf16": loaded.precision == "bf16",
+        "fp16": loaded.precision == "fp16",
+        "use_cpu": not cuda_available(),
+        "activation_checkpointing": t.gradient_checkpointing,
+        "logging_steps": out.logging_steps,
+        "save_strategy": "steps",
+        "save_steps": out.save_steps,
+        "save_total_limit": out.save_total_limit,
+        "report_to": "none",
+        "disable_tqdm": True,
+        "dataloader_num_workers": 0,
+    }
+
+
+def build_sft_trainer(cfg: RunConfig, phase: str, run: RunDir, loaded: LoadedModel,
+                      dataset: Any, callbacks: list) -> Any:
+    from trl import SFTConfig, SFTTrainer
+    args = SFTConfig(**common_arguments(cfg, phase, run, loaded),
+                     max_length=cfg.training.max_seq_length, completion_only_loss=True)
+    trainer = SFTTrainer(model=loaded.model, args=args, train_dataset=dataset,
+                         processing_class=loaded.tokenizer, callbacks=callbacks)
+    return _quiet(trainer)
+
+
+def grpo_arguments(cfg: RunConfig) -> dict[str, Any]:
+    a = cfg.algorithm
+    settings = {"epsilon": 0.2, **VARIANT_SETTINGS[a.variant]}
+    if a.epsilon is not None:
+        settings["epsilon"] = a.epsilon
+    if a.epsilon_high is not None:
+        settings["epsilon_high"] = a.epsilon_high
+    return {**settings, "num_generations": a.num_generations,
+            "max_completion_length": a.max_completion_length, "temperature": a.temperature,
+            "top_p": a.top_p, "top_k": a.top_k, "beta": a.beta,
+            "num_iterations": a.num_iterations,
+            "reward_weights": [r.weight for r in cfg.rewards]}
+
+
+def build_grpo_trainer(cfg: RunConfig, run: RunDir, loaded: LoadedModel, dataset: Any,
+                       reward_funcs: list, callbacks: list) -> Any:
+    from trl import GRPOConfig, GRPOTrainer
+    args = GRPOConfig(**common_arguments(cfg, "grpo", run, loaded), **grpo_arguments(cfg))
+    trainer = GRPOTrainer(model=loaded.model, reward_funcs=reward_funcs, args=args,
+                          train_dataset=dataset, processing_class=loaded.tokenizer,
+                          callbacks=callbacks)
+    return _quiet(trainer)
+
+
+def _quiet(trainer: Any) -> Any:
+    """Our callback reports every log record; transformers' printer would repeat it on stdout."""
+    from transformers.trainer_callback import PrinterCallback
+    trainer.remove_callback(PrinterCallback)
+    return trainer

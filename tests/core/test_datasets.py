@@ -1,0 +1,180 @@
+"""Reading rows from every supported source, field mapping, GSM8K references, prompt building."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core.config import DatasetSection, FieldMapping, TemplateSection
+from core.datasets import (DatasetError, build_grpo_dataset, build_sft_dataset, detect_mapping,
+                           format_response, load_rows, split_gsm8k, to_example)
+
+ROWS = [{"question": "What is 2 + 3?", "answer": "2 + 3 = 5\n#### 5"},
+        {"question": "What is 10 - 4?", "answer": "10 - 4 = 6\n#### 6"}]
+
+
+def _write(path, rows):
+    if path.suffix == ".jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    elif path.suffix == ".json":
+        path.write_text(json.dumps(rows))
+    elif path.suffix == ".csv":
+        import csv
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    else:
+        import pandas as pd
+        pd.DataFrame(rows).to_parquet(path)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".json", ".jsonl", ".csv", ".parquet"])
+def test_reads_every_file_format(tmp_path, suffix):
+    path = _write(tmp_path / f"rows{suffix}", ROWS)
+    rows = load_rows(DatasetSection(source="file", path=str(path)))
+    assert rows[1]["answer"].endswith("#### 6")
+
+
+def test_builtin_samples_load_and_max_samples_applies():
+    assert len(load_rows(DatasetSection(path="arithmetic", max_samples=7))) == 7
+    assert len(load_rows(DatasetSection(path="instructions"))) >= 20
+
+
+BAD_SOURCES = [
+    # unknown bundled sample lists the available ones
+    (DatasetSection(path="nope"), "available: arithmetic"),
+    # missing file
+    (DatasetSection(source="file", path="/no/such/file.jsonl"), "not found"),
+]
+
+
+@pytest.mark.parametrize("section,message", BAD_SOURCES)
+def test_bad_sources_are_named(section, message):
+    with pytest.raises(DatasetError, match=message):
+        load_rows(section)
+
+
+def test_unsupported_extension_is_named(tmp_path):
+    path = tmp_path / "rows.xlsx"
+    path.write_text("x")
+    with pytest.raises(DatasetError, match="use one of"):
+        load_rows(DatasetSection(source="file", path=str(path)))
+
+
+def test_broken_json_names_the_file(tmp_path):
+    path = tmp_path / "broken.jsonl"
+    path.write_text('{"question": "a", "answer": "b"}\n{not json\n')
+    with pytest.raises(DatasetError, match="broken.jsonl"):
+        load_rows(DatasetSection(source="file", path=str(path)))
+
+
+def test_empty_file_is_an_error(tmp_path):
+    path = _write(tmp_path / "empty.json", [])
+    with pytest.raises(DatasetError):
+        load_rows(DatasetSection(source="file", path=str(path)))
+
+
+def test_hub_dataset_offline_names_id_and_hub(monkeypatch):
+    # The Hub cannot be reached from here; offline mode makes that immediate and certain.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(DatasetError, match="openai/gsm8k"):
+        load_rows(DatasetSection(source="hub", path="openai/gsm8k", config_name="main"))
+
+
+MAPPINGS = [
+    # alpaca
+    (["instruction", "input", "output"], {"instruction": "instruction", "input": "input",
+                                          "response": "output"}),
+    # GSM8K / question-answer
+    (["question", "answer"], {"instruction": "question", "response": "answer"}),
+    # prompt / completion
+    (["prompt", "completion"], {"instruction": "prompt", "response": "completion"}),
+    # prompt / response with an explicit reference column
+    (["Prompt", "Response", "ground_truth"], {"instruction": "Prompt", "response": "Response",
+                                              "reference": "ground_truth"}),
+    # chat messages
+    (["messages"], {"messages": "messages"}),
+    # ShareGPT
+    (["conversations", "source"], {"messages": "conversations"}),
+]
+
+
+@pytest.mark.parametrize("columns,expected", MAPPINGS)
+def test_mapping_is_detected_from_common_names(columns, expected):
+    found = detect_mapping(columns).model_dump()
+    assert {k: v for k, v in found.items() if v} == expected
+
+
+def test_explicit_mapping_wins_and_is_checked():
+    found = detect_mapping(["q", "a", "question"], FieldMapping(instruction="q", response="a"))
+    assert (found.instruction, found.response) == ("q", "a")
+    with pytest.raises(DatasetError, match="column 'missing'") as info:
+        detect_mapping(["q"], FieldMapping(instruction="missing"))
+    assert info.value.field == "dataset.mapping.instruction"
+
+
+def test_no_prompt_column_is_an_error():
+    with pytest.raises(DatasetError, match="no prompt column"):
+        detect_mapping(["foo", "bar"])
+
+
+GSM8K = [
+    ("steps\n#### 42", ("steps", "42")),
+    ("a\n#### 1,234", ("a", "1234")),          # commas dropped from the reference
+    ("no marker here", ("no marker here", None)),
+]
+
+
+@pytest.mark.parametrize("answer,expected", GSM8K)
+def test_split_gsm8k(answer, expected):
+    assert split_gsm8k(answer) == expected
+
+
+def test_examples_carry_reference():
+    mapping = detect_mapping(["question", "answer"])
+    assert to_example(ROWS[0], mapping).reference == "5"
+    alpaca = detect_mapping(["instruction", "input", "output"])
+    ex = to_example({"instruction": "Translate", "input": "hi", "output": "salut"}, alpaca)
+    assert ex.prompt_messages[0]["content"] == "Translate\n\nhi" and ex.reference == "salut"
+
+
+def test_chat_rows_split_into_prompt_and_last_answer():
+    row = {"conversations": [{"from": "system", "value": "s"}, {"from": "human", "value": "hi"},
+                             {"from": "gpt", "value": "hello"}]}
+    ex = to_example(row, detect_mapping(["conversations"]))
+    assert ex.prompt_messages == [{"role": "user", "content": "hi"}]
+    assert ex.response == "hello" and ex.reference == "hello"
+
+
+def test_sft_response_uses_the_markers():
+    t = TemplateSection()
+    assert format_response("2 + 3 = 5\n#### 5", t) == "<think>2 + 3 = 5</think><answer>5</answer>"
+    assert format_response("plain answer", t) == "plain answer"
+
+
+def test_prompts_use_chat_template_and_system_prompt(tiny_model):
+    from transformers import AutoTokenizer
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    template = TemplateSection(system_prompt="Be brief.")
+    section = DatasetSection(path="arithmetic", max_samples=3)
+    grpo = build_grpo_dataset(section, template, tokenizer)
+    assert grpo.column_names == ["prompt", "question", "reference"]
+    first = grpo[0]
+    assert first["prompt"].startswith("<|im_start|>system\nBe brief.<|im_end|>")
+    assert first["prompt"].endswith("<|im_start|>assistant\n")
+    assert first["question"] in first["prompt"] and first["reference"].isdigit()
+    sft = build_sft_dataset(section, template, tokenizer)
+    assert sft[0]["prompt"] == first["prompt"]
+    assert sft[0]["completion"].endswith(f"<answer>{first['reference']}</answer>")
+
+
+def test_custom_chat_template_is_used(tiny_model):
+    from transformers import AutoTokenizer
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    template = TemplateSection(system_prompt="S", chat_template=(
+        "{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}[assistant] "))
+    grpo = build_grpo_dataset(DatasetSection(path="arithmetic", max_samples=1), template, tokenizer)
+    assert grpo[0]["prompt"].startswith("[system] S\n[user] ")
