@@ -17,16 +17,16 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
-def tiny_config(model: Path, **sections: dict[str, Any]) -> dict[str, Any]:
+def tiny_config(model_dir: Path, /, **sections: dict[str, Any]) -> dict[str, Any]:
     """A GRPO config on the tiny model that takes about a second a step."""
     cfg: dict[str, Any] = {
-        "model": {"name": str(model), "lora_rank": 8, "lora_alpha": 16},
+        "model": {"name": str(model_dir), "lora_rank": 8, "lora_alpha": 16},
         "dataset": {"source": "builtin", "path": "arithmetic", "max_samples": 32},
         "training": {"max_steps": 2, "batch_size": 4, "learning_rate": 1e-3,
                      "precision": "fp32"},
         "algorithm": {"num_generations": 4, "max_completion_length": 8},
         # a character band that random-token completions hit unevenly, so advantages are nonzero
-        "rewards": [{"name": "length_band", "params": {"min_length": 1, "max_length": 15,
+        "rewards": [{"name": "length_band", "params": {"min_length": 1, "max_length": 30,
                                                        "unit": "characters"}},
                     {"name": "answer_correct"}, {"name": "format_markers"}],
         "output": {"name": "test", "save_steps": 100, "logging_steps": 1, "sample_every": 1},
