@@ -37,24 +37,26 @@ class Progress:
     """A tqdm bar per phase, fed by the run's events."""
 
     def __init__(self, out: TextIO):
-        self.out, self.bar, self.phase = out, None, None
+        self.out, self.bar = out, None
 
     def __call__(self, event: dict[str, Any]) -> None:
         from tqdm import tqdm
         kind = event["type"]
-        if kind == "metric":
-            if self.bar is None or self.phase != event["phase"]:
-                self.close()
-                self.phase = event["phase"]
-                self.bar = tqdm(total=event.get("total_steps"), desc=self.phase, file=self.out,
-                                unit="step", dynamic_ncols=True)
+        if kind == "phase":
+            self.close()
+            self.bar = tqdm(total=None, desc=event["phase"], file=self.out, unit="step",
+                            dynamic_ncols=True)
+        elif kind == "resume" and self.bar is not None:
+            self.bar.reset()
+            self.bar.n = self.bar.initial = event["step"]
+            self.write(f"resuming {event['phase']} from {event['checkpoint']}")
+        elif kind == "metric" and self.bar is not None:
+            self.bar.total = event.get("total_steps")
             self.bar.n = event["step"]
             shown = {k: f"{event[k]:.3g}" for k in ("reward", "kl", "loss") if k in event}
             self.bar.set_postfix(shown, refresh=True)
         elif kind == "checkpoint":
             self.write(f"checkpoint saved: {event['path']}")
-        elif kind == "resume":
-            self.write(f"resuming {event['phase']} from {event['checkpoint']}")
         elif kind == "status" and event["status"] != "running":
             self.close()
 

@@ -83,6 +83,13 @@ def use_unsloth(section: ModelSection, cuda: bool) -> bool:
     return available
 
 
+def import_backend_first(section: ModelSection) -> None:
+    """Unsloth patches transformers and TRL, so it must be imported before them."""
+    from core.hardware import cuda_available
+    if use_unsloth(section, cuda_available()):
+        import unsloth  # noqa: F401
+
+
 def default_target_modules(model_type: str) -> list[str] | str:
     return DEFAULT_TARGET_MODULES.get(model_type, "all-linear")
 

@@ -55,8 +55,12 @@ def run_worker(run: RunDir, control: RunControl | None = None) -> str:
 
 
 def _train(run: RunDir, control: RunControl) -> str:
-    from core.training import run_training  # heavy imports only once the run really starts
     cfg = load_config(run.config_path)
+    if cfg.compute.gpu_ids:  # before torch is imported, so only these GPUs are visible
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in cfg.compute.gpu_ids)
+    from core.models import import_backend_first
+    import_backend_first(cfg.model)
+    from core.training.phases import run_training  # heavy imports only once the run starts
     return run_training(run, cfg, control)
 
 

@@ -1,5 +1,6 @@
-"""The training engine: phases (SFT pre-training, GRPO, SFT), TRL trainers, callbacks, control."""
-from core.training.control import PAUSE, STOP, RunControl
-from core.training.phases import planned_phases, run_training
+"""The training engine: phases (SFT pre-training, GRPO, SFT), TRL trainers, callbacks, control.
 
-__all__ = ["PAUSE", "STOP", "RunControl", "planned_phases", "run_training"]
+Kept import-light on purpose: `core.training.control` must load without transformers, so that the
+worker can import Unsloth (which patches transformers and TRL) before them. Import the parts from
+their modules (`core.training.phases.run_training`).
+"""

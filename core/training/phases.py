@@ -57,7 +57,8 @@ def run_phase(run: RunDir, cfg: RunConfig, phase: str, control: RunControl) -> s
     loaded = load_model(cfg.model, cfg.training, init_from=init_from)
     trainer = _build_trainer(run, cfg, phase, loaded, control)
     resume = _resume_point(run, phase)
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    if control.request is None:  # a stop asked for while loading needs no training step
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if control.request:
         return "paused" if control.request == PAUSE else "cancelled"
     _save_result(trainer, loaded, result_dir(run, cfg, phase))
@@ -80,13 +81,25 @@ def _build_trainer(run: RunDir, cfg: RunConfig, phase: str, loaded: LoadedModel,
         max_samples = cfg.pre_training.max_samples if phase == "pre_training" else None
         dataset = build_sft_dataset(cfg.dataset, cfg.template, loaded.tokenizer, max_samples)
         callback = RunEventsCallback(run, phase, control)
-        return build_sft_trainer(cfg, phase, run, loaded, dataset, [callback])
+        return build_sft_trainer(cfg, phase, run, loaded, _split(cfg, dataset), [callback])
     dataset = build_grpo_dataset(cfg.dataset, cfg.template, loaded.tokenizer)
     recorder = SampleRecorder()
     rewards = training_rewards(cfg, dataset, recorder)
     weights = {r.__name__: e.weight for r, e in zip(rewards, cfg.rewards)}
     callback = RunEventsCallback(run, phase, control, recorder, weights, cfg.output.sample_every)
-    return build_grpo_trainer(cfg, run, loaded, dataset, rewards, [callback])
+    return build_grpo_trainer(cfg, run, loaded, _split(cfg, dataset), rewards, [callback])
+
+
+def _split(cfg: RunConfig, dataset: Any) -> tuple[Any, Any | None]:
+    """(train, evaluation): `dataset.validation_split` of the rows held out, seeded."""
+    fraction = cfg.dataset.validation_split
+    if not fraction:
+        return dataset, None
+    if round(len(dataset) * fraction) < 1:
+        raise DatasetError(f"validation_split {fraction} of {len(dataset)} rows holds out no row",
+                           field="dataset.validation_split")
+    parts = dataset.train_test_split(test_size=fraction, seed=cfg.training.seed)
+    return parts["train"], parts["test"]
 
 
 def training_rewards(cfg: RunConfig, dataset: Any, recorder: SampleRecorder

@@ -24,7 +24,8 @@ VARIANT_SETTINGS: dict[str, dict[str, Any]] = {
 }
 
 
-def common_arguments(cfg: RunConfig, phase: str, run: RunDir, loaded: LoadedModel) -> dict:
+def common_arguments(cfg: RunConfig, phase: str, run: RunDir, loaded: LoadedModel,
+                     evaluate: bool = False) -> dict:
     """TrainingArguments shared by both trainers."""
     t, out = cfg.training, cfg.output
     schedule = {"num_train_epochs": t.epochs, "max_steps": t.max_steps,
@@ -37,6 +38,7 @@ def common_arguments(cfg: RunConfig, phase: str, run: RunDir, loaded: LoadedMode
         **schedule,
         "output_dir": str(run.checkpoints_dir(phase)),
         "per_device_train_batch_size": t.batch_size,
+        "per_device_eval_batch_size": t.batch_size,
         "gradient_accumulation_steps": t.gradient_accumulation_steps,
         "lr_scheduler_type": t.scheduler,
         "warmup_steps": t.warmup_ratio,  # a float below 1 is a ratio of the total steps
@@ -55,16 +57,20 @@ def common_arguments(cfg: RunConfig, phase: str, run: RunDir, loaded: LoadedMode
         "report_to": "none",
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
+        "eval_strategy": "steps" if evaluate else "no",
+        "eval_steps": out.save_steps if evaluate else None,
     }
 
 
 def build_sft_trainer(cfg: RunConfig, phase: str, run: RunDir, loaded: LoadedModel,
-                      dataset: Any, callbacks: list) -> Any:
+                      data: tuple[Any, Any | None], callbacks: list) -> Any:
     from trl import SFTConfig, SFTTrainer
-    args = SFTConfig(**common_arguments(cfg, phase, run, loaded),
+    train, evaluation = data
+    args = SFTConfig(**common_arguments(cfg, phase, run, loaded, evaluation is not None),
                      max_length=cfg.training.max_seq_length, completion_only_loss=True)
-    trainer = SFTTrainer(model=loaded.model, args=args, train_dataset=dataset,
-                         processing_class=loaded.tokenizer, callbacks=callbacks)
+    trainer = SFTTrainer(model=loaded.model, args=args, train_dataset=train,
+                         eval_dataset=evaluation, processing_class=loaded.tokenizer,
+                         callbacks=callbacks)
     return _quiet(trainer)
 
 
@@ -82,13 +88,15 @@ def grpo_arguments(cfg: RunConfig) -> dict[str, Any]:
             "reward_weights": [r.weight for r in cfg.rewards]}
 
 
-def build_grpo_trainer(cfg: RunConfig, run: RunDir, loaded: LoadedModel, dataset: Any,
-                       reward_funcs: list, callbacks: list) -> Any:
+def build_grpo_trainer(cfg: RunConfig, run: RunDir, loaded: LoadedModel,
+                       data: tuple[Any, Any | None], reward_funcs: list, callbacks: list) -> Any:
     from trl import GRPOConfig, GRPOTrainer
-    args = GRPOConfig(**common_arguments(cfg, "grpo", run, loaded), **grpo_arguments(cfg))
+    train, evaluation = data
+    args = GRPOConfig(**common_arguments(cfg, "grpo", run, loaded, evaluation is not None),
+                      **grpo_arguments(cfg))
     trainer = GRPOTrainer(model=loaded.model, reward_funcs=reward_funcs, args=args,
-                          train_dataset=dataset, processing_class=loaded.tokenizer,
-                          callbacks=callbacks)
+                          train_dataset=train, eval_dataset=evaluation,
+                          processing_class=loaded.tokenizer, callbacks=callbacks)
     return _quiet(trainer)
 
 

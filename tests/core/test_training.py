@@ -78,6 +78,15 @@ def test_sft_loss_falls_on_a_memorisable_set(tmp_path, tiny_model, method, learn
     assert (run.path / ("adapter" if method == "lora" else "model")).is_dir()
 
 
+def test_validation_split_is_evaluated(tmp_path, tiny_model):
+    cfg = tiny_config(tiny_model, algorithm={"name": "sft"},
+                      dataset={"path": "instructions", "validation_split": 0.25},
+                      training={"max_steps": 2}, output={"save_steps": 2})
+    run = train(tmp_path, cfg)
+    assert run.read_state()["status"] == "completed", run.read_state()["error"]
+    assert any("eval_loss" in m for m in run.metric_history())
+
+
 def test_pre_training_then_grpo_continues_the_adapter(tmp_path, tiny_model):
     run = train(tmp_path, tiny_config(tiny_model, pre_training={"enabled": True,
                                                                 "max_steps": 2}))

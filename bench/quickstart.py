@@ -1,0 +1,56 @@
+"""Benchmark: the quickstart config end to end on this machine, as a user runs it.
+
+Runs `python -m core.cli train configs/examples/quickstart.json` in a child process and reports
+wall time, steps per phase, GRPO steps/s, the mean reward of the first and last 5 GRPO log records,
+and peak resident memory of the child (ru_maxrss). Writes bench/results/quickstart-<host>.json.
+Usage: python bench/quickstart.py [--config PATH]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="configs/examples/quickstart.json")
+    args = parser.parse_args()
+    outputs = Path(tempfile.mkdtemp(prefix="bench-quickstart-"))
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "core.cli", "train", args.config,
+                           "--outputs", str(outputs)], cwd=REPO)
+    seconds = time.monotonic() - start
+    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    run_dir = next(outputs.iterdir())
+    events = [json.loads(line) for line in (run_dir / "events.jsonl").open()]
+    grpo = [e for e in events if e["type"] == "metric" and e["phase"] == "grpo"]
+    rewards = [e["reward"] for e in grpo]
+    grpo_time = sum(e.get("step_time", 0.0) for e in grpo)
+    result = {
+        "config": args.config, "exit_code": proc.returncode, "wall_seconds": round(seconds, 1),
+        "steps": {p: max((e["step"] for e in events if e["type"] == "metric"
+                          and e["phase"] == p), default=0) for p in ("pre_training", "grpo")},
+        "grpo_seconds_per_step": round(grpo_time / len(grpo), 2) if grpo else None,
+        "reward_first5": round(sum(rewards[:5]) / 5, 3) if len(rewards) >= 5 else None,
+        "reward_last5": round(sum(rewards[-5:]) / 5, 3) if len(rewards) >= 5 else None,
+        "peak_rss_mib": round(peak_mib), "machine": platform.node(),
+        "cpu_count": __import__("os").cpu_count(), "run_dir": str(run_dir),
+    }
+    print(json.dumps(result, indent=2))
+    out = REPO / "bench" / "results" / f"quickstart-{platform.node() or 'host'}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    return 0 if proc.returncode == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
