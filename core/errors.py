@@ -25,5 +25,5 @@ def describe_error(err: BaseException, phase: str | None, step: int | None) -> s
         return f"Interrupted{where} before a checkpoint could be saved; resume continues from " \
                f"the last complete checkpoint"
     lines = str(err).strip().splitlines()
-    first = lines[0][:300] if lines else ""
-    return f"{type(err).__name__}{where}: {first} (full traceback in worker.log)".replace(": (", " (")
+    detail = f": {lines[0][:300]}" if lines else ""
+    return f"{type(err).__name__}{where}{detail} (full traceback in worker.log)"

@@ -1,7 +1,7 @@
 """Generate data/arithmetic.jsonl: grade-school arithmetic word problems in GSM8K's shape.
 
-Each row is {"question": str, "answer": "<worked steps>\\n#### <number>"}. Most problems take one
-step with small numbers (so a 135M-parameter model can learn them on a CPU), a quarter take two.
+Each row is {"question": str, "answer": "<worked steps>\\n#### <number>"}. Nine in ten take one
+step with small numbers (so a 135M-parameter model can learn them on a CPU), one in ten takes two.
 Deterministic: the same seed always writes the same file. Run: python data/generate_arithmetic.py
 """
 from __future__ import annotations
@@ -52,7 +52,7 @@ def _two_step(r: random.Random, who: str, item: str) -> tuple[str, str, int]:
     return q, steps, a + b - c
 
 
-KINDS = [(_add, 3), (_sub, 3), (_mul, 2), (_div, 1), (_two_step, 3)]
+KINDS = [(_add, 3), (_sub, 3), (_mul, 2), (_div, 1), (_two_step, 1)]
 
 
 def generate(n: int, seed: int) -> list[dict[str, str]]:
