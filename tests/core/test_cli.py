@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 
 import pytest
 
-from tests.conftest import REPO, tiny_config
+from tests.conftest import REPO, tiny_config, wait_for
 
 
 def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -46,6 +47,33 @@ def test_train_shows_progress_and_summary_and_keeps_chatter_in_the_log(tmp_path,
     run_dir = next((tmp_path / "outputs").iterdir())
     assert "Tokenizing" not in out.stdout + out.stderr  # library chatter is in worker.log
     assert (run_dir / "worker.log").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_with_a_checkpoint_and_resume_finishes(tmp_path, tiny_model):
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps(tiny_config(tiny_model, training={"max_steps": 5})))
+    outputs = tmp_path / "outputs"
+    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "train", str(config), "--outputs",
+                             str(outputs)], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+
+    def state_of() -> dict:
+        try:
+            return json.loads(next(outputs.iterdir()).joinpath("state.json").read_text())
+        except (FileNotFoundError, StopIteration):
+            return {}
+
+    wait_for(lambda: (state_of().get("step") or 0) >= 1, what="first step")
+    proc.send_signal(signal.SIGINT)
+    stdout, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 0
+    assert "status: cancelled" in stdout and "resume with:" in stdout
+    run_dir = next(outputs.iterdir())
+    assert list((run_dir / "checkpoints").glob("checkpoint-*"))
+    out = cli("resume", str(run_dir))
+    assert out.returncode == 0 and "status: completed" in out.stdout
+    assert state_of()["step"] == 5
 
 
 @pytest.mark.slow
