@@ -75,25 +75,20 @@ class Progress:
 def run_in_foreground(run: RunDir, show_progress: bool = True) -> RunResult:
     """Run the worker here, output to worker.log, progress (if asked) on the real terminal."""
     from core.training.control import RunControl
-    from core.worker import _redirect_output, configure_logging, run_worker
+    from core.worker import output_to_log, run_worker
     terminal = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
-    saved = os.dup(1), os.dup(2), sys.stdout, sys.stderr
     progress = Progress(terminal)
     if show_progress:
         run.listeners.append(progress)
         progress.write(f"run directory: {run.path}")
-    _redirect_output(run)
-    configure_logging(run, to_stderr=True)
     control = RunControl()
-    control.install_signal_handlers()
     try:
-        status = run_worker(run, control)
+        with output_to_log(run), control.signal_handlers():
+            status = run_worker(run, control)
     finally:
         progress.close()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        sys.stdout, sys.stderr = saved[2], saved[3]
-        run.listeners.remove(progress) if progress in run.listeners else None
+        if progress in run.listeners:
+            run.listeners.remove(progress)
     state = run.read_state()
     result = RunResult(run.path, status, state.get("error"), run.metric_history())
     if show_progress:

@@ -12,6 +12,8 @@ import logging
 import os
 import sys
 import traceback
+from contextlib import contextmanager
+from typing import Iterator
 
 from core.config import load_config
 from core.errors import describe_error
@@ -64,23 +66,37 @@ def _train(run: RunDir, control: RunControl) -> str:
     return run_training(run, cfg, control)
 
 
-def configure_logging(run: RunDir, to_stderr: bool) -> None:
-    handler = logging.FileHandler(run.log_path, encoding="utf-8") if not to_stderr \
-        else logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-
-
-def _redirect_output(run: RunDir) -> None:
-    """Everything written to stdout/stderr (C libraries included) goes to worker.log."""
+@contextmanager
+def output_to_log(run: RunDir) -> Iterator[None]:
+    """Inside: everything written to stdout/stderr (C libraries included) and every log record
+    goes to the run's worker.log. After: the previous stdout/stderr and handlers come back."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2), sys.stdout, sys.stderr
     fd = os.open(run.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
     sys.stdout = os.fdopen(1, "w", buffering=1, encoding="utf-8", closefd=False)
     sys.stderr = os.fdopen(2, "w", buffering=1, encoding="utf-8", closefd=False)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+        sys.stdout, sys.stderr = saved[2], saved[3]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,15 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     if not run.state_path.is_file():
         print(f"{run.path} is not a run directory (no state.json)", file=sys.stderr)
         return 2
-    _redirect_output(run)
-    configure_logging(run, to_stderr=True)
     control = RunControl()
-    control.install_signal_handlers()
-    try:
-        status = run_worker(run, control)
-    except RunNotStartable as err:
-        log.error("%s", err)
-        return 1
+    with output_to_log(run), control.signal_handlers():
+        try:
+            status = run_worker(run, control)
+        except RunNotStartable as err:
+            log.error("%s", err)
+            return 1
     return 0 if status in ("completed", "paused", "cancelled") else 1
 
 

@@ -8,7 +8,9 @@ end of the current optimizer step (a step is never cut in half).
 from __future__ import annotations
 
 import signal
-from typing import Any
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 STOP, PAUSE = "stop", "pause"
 
@@ -23,10 +25,21 @@ class RunControl:
         if self.request != STOP:  # a stop is never downgraded to a pause
             self.request = request
 
-    def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, lambda *_: self.ask(STOP))
-        signal.signal(signal.SIGUSR1, lambda *_: self.ask(PAUSE))
-        signal.signal(signal.SIGINT, self._on_interrupt)
+    @contextmanager
+    def signal_handlers(self) -> Iterator["RunControl"]:
+        """Route the signals to this control while inside; the previous handlers come back after.
+        Outside the main thread signals cannot be caught, and nothing is installed."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        handlers = {signal.SIGTERM: lambda *_: self.ask(STOP),
+                    signal.SIGUSR1: lambda *_: self.ask(PAUSE), signal.SIGINT: self._on_interrupt}
+        previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def _on_interrupt(self, *_: Any) -> None:
         if self.request == STOP:

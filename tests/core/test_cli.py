@@ -83,3 +83,15 @@ def test_python_api_trains_from_a_dict(tmp_path, tiny_model):
                    show_progress=False)
     assert result.status == "completed" and len(result.rewards()) == 1
     assert (result.run_dir / "adapter").is_dir()
+
+
+@pytest.mark.slow
+def test_python_api_restores_output_and_signal_handlers(tmp_path, tiny_model, capfd):
+    import signal as signals
+
+    from core import train
+    before = signals.getsignal(signals.SIGINT)
+    train(tiny_config(tiny_model, training={"max_steps": 1}), tmp_path / "out", show_progress=False)
+    assert signals.getsignal(signals.SIGINT) is before
+    print("after the run")
+    assert "after the run" in capfd.readouterr().out
