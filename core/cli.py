@@ -49,7 +49,7 @@ class Progress:
         elif kind == "resume" and self.bar is not None:
             self.bar.reset()
             self.bar.n = self.bar.initial = event["step"]
-            self.write(f"resuming {event['phase']} from {event['checkpoint']}")
+            self.write(f"resuming {event['phase']} from {event['checkpoint'] or 'its start'}")
         elif kind == "metric" and self.bar is not None:
             self.bar.total = event.get("total_steps")
             self.bar.n = event["step"]

@@ -14,14 +14,28 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 VARIANTS = ("grpo", "gspo", "dr_grpo", "dapo", "bnpo")
+# What each variant means in TRL's GRPOConfig terms (TRL docs: GRPO, GSPO, Dr. GRPO, DAPO, BNPO).
+# Explicit config values (beta, epsilon, epsilon_high) override these defaults.
+VARIANT_SETTINGS: dict[str, dict[str, Any]] = {
+    "grpo": {"loss_type": "grpo", "beta": 0.04, "epsilon": 0.2},
+    # sequence-level ratios only differ from token-level ones off-policy: TRL's GSPO recipe
+    # reuses each generation batch for 4 optimizer steps
+    "gspo": {"loss_type": "grpo", "importance_sampling_level": "sequence", "beta": 0.0,
+             "epsilon": 3e-4, "epsilon_high": 4e-4, "steps_per_generation_factor": 4},
+    "dr_grpo": {"loss_type": "dr_grpo", "scale_rewards": "none", "beta": 0.0, "epsilon": 0.2},
+    "dapo": {"loss_type": "dapo", "beta": 0.0, "epsilon": 0.2, "epsilon_high": 0.28,
+             "mask_truncated_completions": True},
+    "bnpo": {"loss_type": "bnpo", "beta": 0.04, "epsilon": 0.2},
+}
 # A subset of transformers' SchedulerType and OptimizerNames that is safe on every backend;
 # tests/core/test_config.py checks that they stay valid names for the installed transformers.
+# (cosine_with_min_lr, warmup_stable_decay and reduce_lr_on_plateau need arguments we do not
+# collect yet, so they are left out rather than failing after the model has loaded.)
 SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
-              "constant_with_warmup", "inverse_sqrt", "reduce_lr_on_plateau",
-              "cosine_with_min_lr", "warmup_stable_decay")
+              "constant_with_warmup", "inverse_sqrt")
 OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adafactor", "sgd", "adagrad", "rmsprop",
               "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "lion_8bit", "paged_lion_8bit")
 CUDA_ONLY_OPTIMIZERS = ("adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "lion_8bit",
@@ -38,6 +52,14 @@ class ConfigError(ValueError):
     @property
     def field(self) -> str:
         return self.problems[0]["field"]
+
+
+def _one_of(allowed: tuple[str, ...]) -> Any:
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise ValueError(f"unknown value {value!r}; choose one of: {', '.join(allowed)}")
+        return value
+    return check
 
 
 class _Section(BaseModel):
@@ -127,6 +149,9 @@ class TrainingSection(_Section):
         default="auto")
     gradient_checkpointing: bool = _help("Trade compute for memory.", default=False)
 
+    _known_scheduler = field_validator("scheduler")(_one_of(SCHEDULERS))
+    _known_optimizer = field_validator("optimizer")(_one_of(OPTIMIZERS))
+
 
 class AlgorithmSection(_Section):
     name: Literal["grpo", "sft"] = _help("grpo: reinforcement learning with rewards; "
@@ -139,13 +164,15 @@ class AlgorithmSection(_Section):
     temperature: float = _help("Sampling temperature.", default=1.0, gt=0.0, le=5.0)
     top_p: float = _help("Nucleus sampling.", default=1.0, gt=0.0, le=1.0)
     top_k: int = _help("Top-k sampling; 0 disables.", default=0, ge=0)
-    beta: float = _help("KL penalty against the reference model; 0 saves memory.",
-                        default=0.04, ge=0.0)
+    beta: float | None = _help("KL penalty against the reference model; 0 saves memory; "
+                               "empty: the variant's default.", default=None, ge=0.0)
     epsilon: float | None = _help("Lower clip range; empty: the variant's default.",
                                   default=None, gt=0.0)
     epsilon_high: float | None = _help("Upper clip range; empty: the variant's default.",
                                        default=None, gt=0.0)
     num_iterations: int = _help("Optimisation passes per generation batch.", default=1, ge=1)
+
+    _known_variant = field_validator("variant")(_one_of(VARIANTS))
 
 
 class RewardEntry(_Section):
@@ -171,7 +198,8 @@ class OutputSection(_Section):
 
 
 class ComputeSection(_Section):
-    gpu_ids: list[int] = _help("GPUs to use; empty: all visible.", default_factory=list)
+    gpu_ids: list[int] = _help("GPU to train on (one for now); empty: the first.",
+                               default_factory=list, max_length=1)
     multi_gpu: bool = _help("Launch with accelerate across the chosen GPUs.", default=False)
 
 
@@ -187,23 +215,15 @@ class RunConfig(_Section):
     output: OutputSection = Field(default_factory=OutputSection)
     compute: ComputeSection = Field(default_factory=ComputeSection)
 
-    @model_validator(mode="after")
-    def _check_names(self) -> "RunConfig":
-        _require_one_of("training.scheduler", self.training.scheduler, SCHEDULERS)
-        _require_one_of("training.optimizer", self.training.optimizer, OPTIMIZERS)
-        _require_one_of("algorithm.variant", self.algorithm.variant, VARIANTS)
-        return self
 
 
-class _FieldProblem(ValueError):
-    def __init__(self, field: str, message: str):
-        self.problem = {"field": field, "message": message}
-        super().__init__(message)
-
-
-def _require_one_of(field: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise _FieldProblem(field, f"unknown value {value!r}; choose one of: {', '.join(allowed)}")
+def variant_settings(algorithm: "AlgorithmSection") -> dict[str, Any]:
+    """The variant's TRL settings with the config's explicit beta/epsilon values applied."""
+    settings = dict(VARIANT_SETTINGS[algorithm.variant])
+    for name in ("beta", "epsilon", "epsilon_high"):
+        if getattr(algorithm, name) is not None:
+            settings[name] = getattr(algorithm, name)
+    return settings
 
 
 def _cross_field_problems(cfg: RunConfig, cuda: bool) -> list[dict[str, str]]:
@@ -214,16 +234,24 @@ def _cross_field_problems(cfg: RunConfig, cuda: bool) -> list[dict[str, str]]:
 
     t, a = cfg.training, cfg.algorithm
     if a.name == "grpo":
-        batch = t.batch_size * t.gradient_accumulation_steps
+        settings = variant_settings(a)
+        batch = t.batch_size * t.gradient_accumulation_steps * \
+            settings.get("steps_per_generation_factor", 1)
         if batch % a.num_generations:
             add("algorithm.num_generations",
                 f"the generation batch (batch_size {t.batch_size} x gradient_accumulation_steps "
-                f"{t.gradient_accumulation_steps} = {batch}) must be divisible by num_generations "
-                f"{a.num_generations}; change one of them")
+                f"{t.gradient_accumulation_steps}"
+                + (f" x {settings['steps_per_generation_factor']} for {a.variant}"
+                   if "steps_per_generation_factor" in settings else "")
+                + f" = {batch}) must be divisible by num_generations {a.num_generations}; "
+                f"change one of them")
         if not cfg.rewards:
             add("rewards", "GRPO needs at least one reward function")
-        if a.epsilon_high is not None and a.epsilon is not None and a.epsilon_high < a.epsilon:
-            add("algorithm.epsilon_high", "must be at least algorithm.epsilon")
+        if settings.get("epsilon_high", settings["epsilon"]) < settings["epsilon"]:
+            add("algorithm.epsilon_high", f"the upper clip range "
+                f"{settings.get('epsilon_high')} is below the lower one {settings['epsilon']} "
+                f"(for {a.variant}); set both")
+        problems.extend(_reward_problems(cfg))
     if cfg.pre_training.enabled and a.name != "grpo":
         add("pre_training.enabled", "SFT pre-training is a phase before GRPO; with algorithm "
             "'sft' set training.* instead and turn pre_training off")
@@ -234,23 +262,37 @@ def _cross_field_problems(cfg: RunConfig, cuda: bool) -> list[dict[str, str]]:
             add("training.precision", "fp16 needs an NVIDIA GPU; use 'auto' or 'bf16'")
         if t.optimizer in CUDA_ONLY_OPTIMIZERS:
             add("training.optimizer", f"{t.optimizer} needs an NVIDIA GPU; use adamw_torch")
-        if cfg.compute.multi_gpu:
-            add("compute.multi_gpu", "no NVIDIA GPU was found")
+    if cfg.compute.multi_gpu:
+        add("compute.multi_gpu", "multi-GPU launch is not supported yet; choose one GPU in "
+            "compute.gpu_ids")
     if cfg.model.backend == "unsloth" and not cuda:
         add("model.backend", "Unsloth needs an NVIDIA GPU; use 'auto' or 'transformers'")
+    return problems
+
+
+def _reward_problems(cfg: RunConfig) -> list[dict[str, str]]:
+    """Every reward exists and its parameters are valid (checked by building it)."""
+    from rewards import RewardError, build_reward, get_spec
+    problems = []
+    for i, entry in enumerate(cfg.rewards):
+        try:
+            get_spec(entry.name)
+        except RewardError as err:
+            problems.append({"field": f"rewards.{i}.name", "message": str(err)})
+            continue
+        try:
+            build_reward(entry.name, entry.params)
+        except RewardError as err:
+            problems.append({"field": f"rewards.{i}.params", "message": str(err)})
     return problems
 
 
 def _pydantic_problems(err: ValidationError) -> list[dict[str, str]]:
     problems = []
     for e in err.errors():
-        ctx_error = (e.get("ctx") or {}).get("error")
-        if isinstance(ctx_error, _FieldProblem):
-            problems.append(ctx_error.problem)
-            continue
         field = ".".join(str(p) for p in e["loc"]) or "config"
         message = "unknown field (check the spelling)" if e["type"] == "extra_forbidden" \
-            else e["msg"]
+            else e["msg"].removeprefix("Value error, ")
         problems.append({"field": field, "message": message})
     return problems
 

@@ -145,11 +145,11 @@ def split_gsm8k(answer: str) -> tuple[str, str | None]:
 def to_example(row: dict[str, Any], mapping: FieldMapping) -> Example:
     if mapping.messages:
         return _chat_example(row[mapping.messages], row, mapping)
-    text = str(row.get(mapping.instruction) or "").strip()
-    extra = str(row.get(mapping.input) or "").strip() if mapping.input else ""
+    text = _cell(row, mapping.instruction).strip()
+    extra = _cell(row, mapping.input).strip()
     user = f"{text}\n\n{extra}" if extra else text
-    response = str(row.get(mapping.response) or "") if mapping.response else ""
-    reference = str(row[mapping.reference]) if mapping.reference and \
+    response = _cell(row, mapping.response)
+    reference = _cell(row, mapping.reference) if mapping.reference and \
         row.get(mapping.reference) is not None else None
     if reference is None and response:
         _, final = split_gsm8k(response)
@@ -163,8 +163,15 @@ def _chat_example(turns: Any, row: dict[str, Any], mapping: FieldMapping) -> Exa
     response = ""
     if turns and turns[-1]["role"] == "assistant":
         response = turns.pop()["content"]
-    reference = str(row[mapping.reference]) if mapping.reference else (response or None)
+    reference = _cell(row, mapping.reference) if mapping.reference and \
+        row.get(mapping.reference) is not None else (response or None)
     return Example(turns, response, reference)
+
+
+def _cell(row: dict[str, Any], column: str | None) -> str:
+    """A cell as text; a missing column or a null cell is empty (0 stays '0')."""
+    value = row.get(column) if column else None
+    return "" if value is None else str(value)
 
 
 def _normalise_turn(turn: dict[str, Any]) -> dict[str, str]:

@@ -125,7 +125,9 @@ def _hub_error(name: str, err: Exception) -> ModelError:
 
 def _load_transformers(section: ModelSection, source: str, precision: str) -> Any:
     from transformers import AutoModelForCausalLM
-    kwargs: dict[str, Any] = {"dtype": torch_dtype(precision),
+    # full fine-tuning in fp16 keeps fp32 master weights (the grad scaler cannot unscale fp16)
+    weights = "fp32" if section.method == "full" and precision == "fp16" else precision
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(weights),
                               "trust_remote_code": section.trust_remote_code}
     if section.method == "qlora":
         from transformers import BitsAndBytesConfig

@@ -58,8 +58,12 @@ def run_worker(run: RunDir, control: RunControl | None = None) -> str:
 
 def _train(run: RunDir, control: RunControl) -> str:
     cfg = load_config(run.config_path)
-    if cfg.compute.gpu_ids:  # before torch is imported, so only these GPUs are visible
-        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in cfg.compute.gpu_ids)
+    # before torch is imported: one run trains on one GPU (the chosen one, else the first), since
+    # TRL's trainers refuse several GPUs in one process
+    if cfg.compute.gpu_ids:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(cfg.compute.gpu_ids[0])
+    else:
+        os.environ.setdefault("CUDA_VISIBLE_DEVICES", "0")
     from core.models import import_backend_first
     import_backend_first(cfg.model)
     from core.training.phases import run_training  # heavy imports only once the run starts

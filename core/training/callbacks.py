@@ -1,7 +1,7 @@
 """One TrainerCallback that turns the trainer's life into run-directory records.
 
 - each log record -> a `metric` event with TRL's own keys, plus step, phase, total_steps and
-  eta_seconds; the end-of-training summary -> a `summary` event;
+  eta_seconds; evaluation records -> `eval` events; the end-of-training summary -> `summary`;
 - every `sample_every` steps -> `sample` events (prompt, completions, per-reward scores, reference);
 - each save -> `checkpoint.json` inside the checkpoint (it is complete only from then on) and a
   `checkpoint` event;
@@ -73,6 +73,9 @@ class RunEventsCallback(TrainerCallback):
         logs = dict(logs or {})
         if any(k in logs for k in SUMMARY_KEYS):
             self.run.append_event("summary", phase=self.phase, step=state.global_step, **logs)
+            return
+        if any(k.startswith("eval_") for k in logs):
+            self.run.append_event("eval", phase=self.phase, step=state.global_step, **logs)
             return
         self.last_metrics = logs
         shown = " ".join(f"{k}={logs[k]:.4g}" for k in SHOWN_KEYS if isinstance(logs.get(k), float))

@@ -66,12 +66,17 @@ def run_phase(run: RunDir, cfg: RunConfig, phase: str, control: RunControl) -> s
 
 
 def _resume_point(run: RunDir, phase: str) -> Path | None:
+    """The newest complete checkpoint of `phase`, if any. A phase that had started before (it
+    logged metrics) gets a `resume` event either way, so its replayed steps are not counted twice."""
     run.remove_incomplete_checkpoints(phase)
     newest = run.newest_checkpoint(phase)
-    if newest is not None:
-        step = int(newest.name.rsplit("-", 1)[1])
-        run.append_event("resume", phase=phase, step=step, checkpoint=newest.name)
-        run.update_state(resumed_from=str(newest.relative_to(run.path)), step=step)
+    step = int(newest.name.rsplit("-", 1)[1]) if newest is not None else 0
+    started_before = any(e.get("phase") == phase for e in run.metric_history())
+    if newest is not None or started_before:
+        run.append_event("resume", phase=phase, step=step,
+                         checkpoint=newest.name if newest is not None else None)
+        run.update_state(resumed_from=str(newest.relative_to(run.path)) if newest else None,
+                         step=step)
     return newest
 
 

@@ -1,28 +1,17 @@
 """Building TRL trainers (SFTTrainer, GRPOTrainer) from a RunConfig.
 
 Guarantees: the config's names map to the installed TRL/transformers arguments in one place; each
-GRPO variant's settings come from `VARIANT_SETTINGS`, and explicit config values override them.
+GRPO variant's settings come from `core.config.VARIANT_SETTINGS`, explicit config values winning.
 Does not: load models or data (the caller passes them), run training.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from core.config import RunConfig
+from core.config import RunConfig, variant_settings
 from core.hardware import cuda_available
 from core.models import LoadedModel
 from core.run_dir import RunDir
-
-# What each variant means in TRL terms (TRL docs: GRPO, GSPO, Dr. GRPO, DAPO, BNPO).
-VARIANT_SETTINGS: dict[str, dict[str, Any]] = {
-    "grpo": {"loss_type": "grpo"},
-    "gspo": {"loss_type": "grpo", "importance_sampling_level": "sequence",
-             "epsilon": 3e-4, "epsilon_high": 4e-4},
-    "dr_grpo": {"loss_type": "dr_grpo", "scale_rewards": "none"},
-    "dapo": {"loss_type": "dapo", "epsilon_high": 0.28, "mask_truncated_completions": True},
-    "bnpo": {"loss_type": "bnpo"},
-}
-
 
 def common_arguments(cfg: RunConfig, phase: str, run: RunDir, loaded: LoadedModel,
                      evaluate: bool = False) -> dict:
@@ -75,25 +64,26 @@ def build_sft_trainer(cfg: RunConfig, phase: str, run: RunDir, loaded: LoadedMod
 
 
 def grpo_arguments(cfg: RunConfig) -> dict[str, Any]:
+    """GRPOConfig arguments for the config's algorithm section and variant."""
     a = cfg.algorithm
-    settings = {"epsilon": 0.2, **VARIANT_SETTINGS[a.variant]}
-    if a.epsilon is not None:
-        settings["epsilon"] = a.epsilon
-    if a.epsilon_high is not None:
-        settings["epsilon_high"] = a.epsilon_high
+    settings = variant_settings(a)
+    factor = settings.pop("steps_per_generation_factor", None)
+    if factor:
+        settings["steps_per_generation"] = factor * cfg.training.gradient_accumulation_steps
     return {**settings, "num_generations": a.num_generations,
             "max_completion_length": a.max_completion_length, "temperature": a.temperature,
-            "top_p": a.top_p, "top_k": a.top_k, "beta": a.beta,
-            "num_iterations": a.num_iterations,
-            "reward_weights": [r.weight for r in cfg.rewards]}
+            "top_p": a.top_p, "top_k": a.top_k, "num_iterations": a.num_iterations,
+            "reward_weights": [r.weight for r in cfg.rewards],
+            # TRL wants every evaluation batch to hold whole groups
+            "per_device_eval_batch_size": a.num_generations}
 
 
 def build_grpo_trainer(cfg: RunConfig, run: RunDir, loaded: LoadedModel,
                        data: tuple[Any, Any | None], reward_funcs: list, callbacks: list) -> Any:
     from trl import GRPOConfig, GRPOTrainer
     train, evaluation = data
-    args = GRPOConfig(**common_arguments(cfg, "grpo", run, loaded, evaluation is not None),
-                      **grpo_arguments(cfg))
+    args = GRPOConfig(**{**common_arguments(cfg, "grpo", run, loaded, evaluation is not None),
+                         **grpo_arguments(cfg)})
     trainer = GRPOTrainer(model=loaded.model, reward_funcs=reward_funcs, args=args,
                           train_dataset=train, eval_dataset=evaluation,
                           processing_class=loaded.tokenizer, callbacks=callbacks)

@@ -29,6 +29,11 @@ def test_validate_lists_every_problem_with_its_field(tmp_path):
     out = cli("validate", str(bad))
     assert out.returncode == 2
     assert "training.optimizer: unknown value 'nope'" in out.stderr
+    bad.write_text(json.dumps({"training": {"batch_size": 6},
+                               "rewards": [{"name": "answer_correct"}, {"name": "nope"}]}))
+    out = cli("validate", str(bad))
+    assert "algorithm.num_generations: the generation batch" in out.stderr
+    assert "rewards.1.name: unknown reward 'nope'" in out.stderr
 
 
 def test_resume_of_a_non_run_folder_is_a_clear_error(tmp_path):

@@ -57,9 +57,21 @@ BAD_CONFIGS = [
     # pre-training only makes sense before GRPO
     ({"algorithm": {"name": "sft"}, "pre_training": {"enabled": True}}, "pre_training.enabled",
      "before GRPO"),
-    ({"algorithm": {"epsilon": 0.3, "epsilon_high": 0.2}}, "algorithm.epsilon_high", "at least"),
+    ({"algorithm": {"epsilon": 0.3, "epsilon_high": 0.2}}, "algorithm.epsilon_high", "below"),
     # nested: a reward entry's missing name points into the list
     ({"rewards": [{"weight": 1.0}]}, "rewards.0.name", "required"),
+    # rewards are checked against the registry before any model loads
+    ({"rewards": [{"name": "answer_correct"}, {"name": "nope"}]}, "rewards.1.name",
+     "available: answer_correct"),
+    ({"rewards": [{"name": "length_band", "params": {"unit": "pages"}}]}, "rewards.0.params",
+     "not one of"),
+    # a variant's default clip range counts: dapo's upper epsilon 0.28 is below 0.3
+    ({"algorithm": {"variant": "dapo", "epsilon": 0.3}}, "algorithm.epsilon_high", "below"),
+    # gspo reuses each generation batch for 4 steps: 4 x 1 x 4 = 16 is not divisible by 32
+    ({"algorithm": {"variant": "gspo", "num_generations": 32}}, "algorithm.num_generations",
+     "x 4 for gspo"),
+    # one GPU per run for now
+    ({"compute": {"multi_gpu": True}}, "compute.multi_gpu", "not supported yet"),
 ]
 
 
@@ -81,8 +93,12 @@ def test_cuda_lifts_the_gpu_only_checks():
 
 def test_every_problem_is_reported_at_once():
     with pytest.raises(ConfigError) as info:
-        validate_config({"training": {"batch_size": 0, "epochs": 0}}, cuda=False)
-    assert {p["field"] for p in info.value.problems} >= {"training.batch_size", "training.epochs"}
+        validate_config({"training": {"batch_size": 0, "epochs": 0, "scheduler": "zig",
+                                      "optimizer": "nope"}, "algorithm": {"variant": "ppo"}},
+                        cuda=False)
+    assert {p["field"] for p in info.value.problems} == {
+        "training.batch_size", "training.epochs", "training.scheduler", "training.optimizer",
+        "algorithm.variant"}
 
 
 def test_not_an_object_is_rejected():

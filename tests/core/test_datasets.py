@@ -141,6 +141,15 @@ def test_examples_carry_reference():
     assert ex.prompt_messages[0]["content"] == "Translate\n\nhi" and ex.reference == "salut"
 
 
+def test_zero_answers_and_null_cells_are_kept_apart():
+    mapping = detect_mapping(["question", "answer"])
+    assert to_example({"question": "1 - 1?", "answer": 0}, mapping).reference == "0"
+    assert to_example({"question": "q", "answer": None}, mapping).reference is None
+    chat = detect_mapping(["messages", "reference"])
+    row = {"messages": [{"role": "user", "content": "hi"}], "reference": None}
+    assert to_example(row, chat).reference is None
+
+
 def test_chat_rows_split_into_prompt_and_last_answer():
     row = {"conversations": [{"from": "system", "value": "s"}, {"from": "human", "value": "hi"},
                              {"from": "gpt", "value": "hello"}]}

@@ -84,7 +84,9 @@ def test_validation_split_is_evaluated(tmp_path, tiny_model):
                       training={"max_steps": 2}, output={"save_steps": 2})
     run = train(tmp_path, cfg)
     assert run.read_state()["status"] == "completed", run.read_state()["error"]
-    assert any("eval_loss" in m for m in run.metric_history())
+    evals = [e for e in run.iter_events() if e["type"] == "eval"]
+    assert evals and "eval_loss" in evals[-1]
+    assert not any("eval_loss" in m for m in run.metric_history())
 
 
 def test_pre_training_then_grpo_continues_the_adapter(tmp_path, tiny_model):

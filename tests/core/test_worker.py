@@ -102,3 +102,14 @@ def test_completed_run_is_not_started_again(tmp_path, tiny_model):
     assert finish(start_worker(run)) == 0
     assert finish(start_worker(run)) == 1
     assert "already completed" in run.log_path.read_text()
+
+
+def test_resume_before_any_checkpoint_counts_each_step_once(tmp_path, tiny_model):
+    run = new_run(tmp_path, tiny_model, training={"max_steps": 4})  # save_steps 100: none saved
+    proc = start_worker(run)
+    wait_for(lambda: step_reached(run, 2), what="step 2")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert run.newest_checkpoint("grpo") is None
+    assert finish(start_worker(run)) == 0
+    assert [m["step"] for m in run.metric_history()] == [1, 2, 3, 4]
