@@ -193,7 +193,9 @@ class OutputSection(_Section):
     name: str = _help("Label of the run.", default="run", min_length=1, max_length=80)
     save_steps: int = _help("Save a checkpoint every N steps.", default=50, ge=1)
     logging_steps: int = _help("Log metrics every N steps.", default=1, ge=1)
-    save_total_limit: int | None = _help("Keep at most this many checkpoints.", default=3, ge=1)
+    save_total_limit: int | None = _help(
+        "Keep at most this many checkpoints (at least 2, so that a crash while one is being "
+        "saved always leaves a complete one).", default=3, ge=2)
     sample_every: int = _help("Record rollout samples every N steps (0: never).", default=1, ge=0)
 
 
