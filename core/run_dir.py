@@ -24,9 +24,7 @@ from core.files import read_json, write_json_atomic
 STATUSES = ("queued", "running", "paused", "stopping", "completed", "failed", "cancelled",
             "interrupted")
 FINAL_STATUSES = ("completed", "failed", "cancelled")
-RESUMABLE_STATUSES = ("paused", "interrupted", "cancelled", "failed")
 CHECKPOINT_MARKER = "checkpoint.json"
-PHASES = ("pre_training", "grpo", "sft")
 
 EventListener = Callable[[dict[str, Any]], None]
 
@@ -110,7 +108,7 @@ class RunDir:
         """Complete checkpoints of `phase`, oldest first."""
         root = self.checkpoints_dir(phase)
         found = [p for p in root.glob("checkpoint-*") if (p / CHECKPOINT_MARKER).is_file()]
-        return sorted(found, key=_checkpoint_step)
+        return sorted(found, key=checkpoint_step)
 
     def newest_checkpoint(self, phase: str) -> Path | None:
         found = self.complete_checkpoints(phase)
@@ -125,7 +123,7 @@ class RunDir:
         return removed
 
 
-def _checkpoint_step(path: Path) -> int:
+def checkpoint_step(path: Path) -> int:
     try:
         return int(path.name.rsplit("-", 1)[1])
     except (IndexError, ValueError):

@@ -16,7 +16,7 @@ from typing import Any
 from core.config import RunConfig
 from core.datasets import DatasetError, build_grpo_dataset, build_sft_dataset
 from core.models import LoadedModel, load_model
-from core.run_dir import RunDir
+from core.run_dir import RunDir, checkpoint_step
 from core.training.callbacks import RunEventsCallback
 from core.training.control import PAUSE, RunControl
 from core.training.samples import SampleRecorder, TrainingReward
@@ -70,7 +70,7 @@ def _resume_point(run: RunDir, phase: str) -> Path | None:
     logged metrics) gets a `resume` event either way, so its replayed steps are not counted twice."""
     run.remove_incomplete_checkpoints(phase)
     newest = run.newest_checkpoint(phase)
-    step = int(newest.name.rsplit("-", 1)[1]) if newest is not None else 0
+    step = checkpoint_step(newest) if newest is not None else 0
     started_before = any(e.get("phase") == phase for e in run.metric_history())
     if newest is not None or started_before:
         run.append_event("resume", phase=phase, step=step,
