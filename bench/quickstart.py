@@ -18,6 +18,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from core.run_dir import RunDir  # noqa: E402  (after the path is set)
 
 
 def main() -> int:
@@ -31,14 +34,14 @@ def main() -> int:
     seconds = time.monotonic() - start
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     run_dir = next(outputs.iterdir())
-    events = [json.loads(line) for line in (run_dir / "events.jsonl").open()]
-    grpo = [e for e in events if e["type"] == "metric" and e["phase"] == "grpo"]
+    events = RunDir(run_dir).metric_history()
+    grpo = [e for e in events if e["phase"] == "grpo"]
     rewards = [e["reward"] for e in grpo]
     grpo_time = sum(e.get("step_time", 0.0) for e in grpo)
     result = {
         "config": args.config, "exit_code": proc.returncode, "wall_seconds": round(seconds, 1),
-        "steps": {p: max((e["step"] for e in events if e["type"] == "metric"
-                          and e["phase"] == p), default=0) for p in ("pre_training", "grpo")},
+        "steps": {p: max((e["step"] for e in events if e["phase"] == p), default=0)
+                  for p in ("pre_training", "grpo")},
         "grpo_seconds_per_step": round(grpo_time / len(grpo), 2) if grpo else None,
         "reward_first5": round(sum(rewards[:5]) / 5, 3) if len(rewards) >= 5 else None,
         "reward_last5": round(sum(rewards[-5:]) / 5, 3) if len(rewards) >= 5 else None,

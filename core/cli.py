@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from core.config import ConfigError, RunConfig, load_config, validate_config
-from core.run_dir import RunDir, create_run
+from core.run_dir import CLEAN_END_STATUSES, RunDir, create_run
 
 
 @dataclass
@@ -110,7 +110,7 @@ def print_summary(result: RunResult, out: TextIO) -> None:
     for name in ("adapter", "model"):
         if (result.run_dir / name).is_dir():
             print(f"result: {result.run_dir / name}", file=out)
-    if result.status in ("cancelled", "paused", "failed", "interrupted"):
+    if result.status != "completed":
         print(f"resume with: python -m core.cli resume {result.run_dir}", file=out)
 
 
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    return 0 if result.status in ("completed", "paused", "cancelled") else 1
+    return 0 if result.status in CLEAN_END_STATUSES else 1
 
 
 if __name__ == "__main__":

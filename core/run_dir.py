@@ -24,6 +24,8 @@ from core.files import read_json, write_json_atomic
 STATUSES = ("queued", "running", "paused", "stopping", "completed", "failed", "cancelled",
             "interrupted")
 FINAL_STATUSES = ("completed", "failed", "cancelled")
+# a worker that ends in one of these did what was asked of it (exit status 0)
+CLEAN_END_STATUSES = ("completed", "paused", "cancelled")
 CHECKPOINT_MARKER = "checkpoint.json"
 
 EventListener = Callable[[dict[str, Any]], None]

@@ -17,7 +17,7 @@ from typing import Iterator
 
 from core.config import load_config
 from core.errors import describe_error
-from core.run_dir import RunDir, now_iso, pid_alive
+from core.run_dir import CLEAN_END_STATUSES, RunDir, now_iso, pid_alive
 from core.training.control import RunControl
 
 log = logging.getLogger("grpo_studio.worker")
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         except RunNotStartable as err:
             log.error("%s", err)
             return 1
-    return 0 if status in ("completed", "paused", "cancelled") else 1
+    return 0 if status in CLEAN_END_STATUSES else 1
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ class RunEventsCallback(TrainerCallback):
 
     def _write_samples(self, step: int) -> None:
         if not self.sample_every or step % self.sample_every:
-            self.recorder.batch = None
+            self.recorder.discard()
             return
         for group in self.recorder.take_groups(self.reward_weights, SAMPLE_GROUPS_PER_STEP):
             self.run.append_event("sample", phase=self.phase, step=step, **group)

@@ -26,6 +26,9 @@ class SampleRecorder:
                           "references": references, "scores": {}}
         self.batch["scores"][reward_name] = scores
 
+    def discard(self) -> None:
+        self.batch = None
+
     def take_groups(self, weights: dict[str, float], max_groups: int) -> list[dict[str, Any]]:
         """Up to `max_groups` prompt groups of the latest batch, then forget it."""
         batch, self.batch = self.batch, None
