@@ -5,8 +5,10 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 5000
 STAMP := $(VENV)/.installed
+CATALOGS := $(patsubst %.po,%.mo,$(wildcard translations/*/LC_MESSAGES/messages.po))
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test test-fast bench clean
+.PHONY: install run test test-fast bench clean browser translations i18n-extract
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-gpu.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,13 +17,25 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-gpu.txt constraints
 	if nvidia-smi -L >/dev/null 2>&1; then $(PY) -m pip install -r requirements-gpu.txt; fi
 	touch $@
 
-install: $(STAMP)
+install: $(STAMP) $(CATALOGS)
+
+translations/%/LC_MESSAGES/messages.mo: translations/%/LC_MESSAGES/messages.po $(STAMP)
+	$(VENV)/bin/pybabel compile -q -d translations -l $*
+
+# after changing texts: refresh messages.pot, the catalogs and translations/js_strings.json
+i18n-extract: $(STAMP)
+	$(PY) tools/i18n.py extract
+
+# the browser tests drive Debian's chromium (Playwright's own browser download is not used)
+browser:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
 run: install
 	$(PY) -m core.cli prepare-model
 	$(PY) flask_app.py --host $(HOST) --port $(PORT)
 
-test: install
+test: install browser
 	$(PY) -m pytest
 
 test-fast: install

@@ -1,26 +1,85 @@
-"""Entry point: `python flask_app.py [--host 127.0.0.1] [--port 5000]`.
+"""Entry point: `python flask_app.py [--host 127.0.0.1] [--port 5000] [--token T] [--root DIR]`.
 
-For now the web process serves a placeholder page and the API comes with the web-app issue; the
-engine is usable from the CLI (`python -m core.cli`). The web process never imports torch.
-Binds 127.0.0.1 by default and refuses another host (the access-token mode comes with the web app).
+Builds the app (`create_app`) and serves it with Flask-SocketIO in threading mode. Binds 127.0.0.1
+by default; another address is served only with an access token (given, or generated and printed at
+start, like Jupyter). The web process never imports torch: training runs in worker processes
+(services/jobs.py).
 """
 from __future__ import annotations
 
 import argparse
 import ipaddress
+import logging
+import os
+import secrets
 import sys
+from pathlib import Path
+from typing import Any
 
 from flask import Flask
 
+REPO_ROOT = Path(__file__).resolve().parent
 LOOPBACK_NAMES = ("localhost",)
+MB = 1 << 20
 
 
-def create_app(config: dict | None = None) -> Flask:
+def default_settings(root: Path) -> dict[str, Any]:
+    return {
+        "ROOT": root,
+        "OUTPUTS_DIR": root / "outputs",
+        "SAVED_CONFIGS_DIR": root / "configs" / "saved",
+        "UPLOADS_DIR": root / "uploads",
+        "MAX_UPLOAD_BYTES": 2048 * MB,
+        "ACCESS_TOKEN": None,
+        "START_JOBS": True,            # tests that only read may leave the watcher off
+        "SYSTEM_UPDATE_SECONDS": 2.0,  # 0: no system_update pushes
+        "TEMPLATES_AUTO_RELOAD": False,
+    }
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """The app: defaults, then `config`; extensions bound, blueprints registered, jobs started."""
+    from routes.common import register_error_handlers
+    from routes.extensions import socketio
+    from routes.i18n import init_i18n
+    from routes.security import init_security
+    from services.app import AppServices
+
+    config = dict(config or {})
     app = Flask(__name__)
-    app.config.update(config or {})
-    from routes.pages import bp as pages_bp
-    app.register_blueprint(pages_bp)
+    app.config.from_mapping(default_settings(Path(config.get("ROOT", REPO_ROOT))))
+    app.config.update(config)
+    app.config.setdefault("SECRET_KEY", secret_key(Path(app.config["ROOT"])))
+    app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_UPLOAD_BYTES"] + MB  # form overhead
+    socketio.init_app(app, async_mode="threading")
+    init_i18n(app)
+    init_security(app)
+    register_error_handlers(app)
+    _register_blueprints(app)
+
+    app.extensions["grpo_studio"] = AppServices.build(
+        Path(app.config["OUTPUTS_DIR"]), Path(app.config["SAVED_CONFIGS_DIR"]),
+        Path(app.config["UPLOADS_DIR"]), app.config["MAX_UPLOAD_BYTES"],
+        publish=lambda event, payload, room: socketio.emit(event, payload, to=room))
+    if app.config["START_JOBS"]:
+        app.extensions["grpo_studio"].jobs.start()
     return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    from routes import configs, datasets, models, rewards, system, training, wizard
+    for module in (wizard, training, configs, datasets, models, rewards, system):
+        app.register_blueprint(module.bp)
+
+
+def secret_key(root: Path) -> str:
+    """A per-install secret, created once with mode 0600."""
+    path = root / ".secret_key"
+    if not path.is_file():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip()
 
 
 def is_loopback(host: str) -> bool:
@@ -34,14 +93,28 @@ def is_loopback(host: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="GRPO Studio web app")
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--token", default=os.environ.get("GRPO_STUDIO_TOKEN"),
+                        help="access token (needed, and generated when missing, on a "
+                             "non-loopback host)")
+    parser.add_argument("--root", type=Path, default=REPO_ROOT,
+                        help="folder holding outputs/, uploads/ and configs/saved/")
     args = parser.parse_args(argv)
-    if not is_loopback(args.host):
-        print(f"refusing to listen on {args.host}: only loopback addresses are allowed until "
-              f"access tokens exist", file=sys.stderr)
-        return 2
-    create_app().run(host=args.host, port=args.port)
+    token = args.token
+    if not is_loopback(args.host) and not token:
+        token = secrets.token_urlsafe(24)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app({"ROOT": args.root, "ACCESS_TOKEN": token})
+    from routes.extensions import socketio
+    from routes.system import start_system_updates
+    if app.config["SYSTEM_UPDATE_SECONDS"]:
+        start_system_updates(app, app.config["SYSTEM_UPDATE_SECONDS"])
+    shown = "localhost" if args.host in ("127.0.0.1", "::1") else args.host
+    url = f"http://{shown}:{args.port}/" + (f"login?token={token}" if token else "")
+    print(f"GRPO Studio: open {url}", flush=True)
+    socketio.run(app, host=args.host, port=args.port, allow_unsafe_werkzeug=True,
+                 use_reloader=False, log_output=False)
     return 0
 
 

@@ -92,18 +92,18 @@ def _load_hub(section: DatasetSection) -> Any:
     try:
         return datasets.load_dataset(section.path, section.config_name, split=section.split)
     except Exception as err:
-        cause = _first_line(err)
-        if _looks_offline(err):
-            cause = "the Hugging Face Hub cannot be reached (offline?)"
         raise DatasetError(f"could not load hub dataset {section.path!r} "
-                           f"(config {section.config_name!r}, split {section.split!r}): {cause}"
-                           ) from err
+                           f"(config {section.config_name!r}, split {section.split!r}): "
+                           f"{hub_failure(err)}") from err
 
 
-def _looks_offline(err: BaseException) -> bool:
+def hub_failure(err: BaseException) -> str:
+    """What went wrong reaching a hub dataset, in one line ("offline" named as such)."""
     text = f"{type(err).__name__} {err}".lower()
-    return any(w in text for w in ("offline", "connection", "resolve", "unreachable", "timed out",
-                                   "couldn't reach", "network"))
+    if any(w in text for w in ("offline", "connection", "resolve", "unreachable", "timed out",
+                               "couldn't reach", "network")):
+        return "the Hugging Face Hub cannot be reached (offline?)"
+    return _first_line(err)
 
 
 def _first_line(err: BaseException) -> str:

@@ -151,9 +151,12 @@ def metric_history(events: Any) -> list[dict[str, Any]]:
     return kept
 
 
-def create_run(config: RunConfig, outputs_root: str | Path = "outputs") -> RunDir:
-    """Make a new run directory holding config.json and a `queued` state.json."""
-    run = RunDir(Path(outputs_root) / new_run_id(config.output.name))
+def create_run(config: RunConfig, outputs_root: str | Path = "outputs",
+               run_id: str | None = None) -> RunDir:
+    """Make a new run directory holding config.json and a `queued` state.json; FileExistsError
+    when `run_id` is taken."""
+    run = RunDir(Path(outputs_root) / (run_id or new_run_id(config.output.name)))
+    run.path.parent.mkdir(parents=True, exist_ok=True)
     run.path.mkdir(parents=True, exist_ok=False)
     save_config(config, run.config_path)
     write_json_atomic(run.state_path, {

@@ -4,6 +4,8 @@ Guarantees: state.json moves queued/interrupted/paused -> running -> completed |
 | failed, written atomically, with `pid`, `started_at`, `finished_at`; each change is also a `status`
 event; a failure ends `failed` with a one-line `error` (core/errors.py), the traceback in
 worker.log. SIGTERM/SIGINT stop with a checkpoint, SIGUSR1 pauses (core/training/control.py).
+Started by the web server (`GRPO_STUDIO_PARENT_PID` set), the worker pauses with a checkpoint when
+that server goes away, however it went, so a restarted server finds the run `paused` and resumable.
 The CLI runs the same `run_worker` in the foreground.
 """
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
+import time
 import traceback
 from contextlib import contextmanager
 from typing import Iterator
@@ -18,7 +22,9 @@ from typing import Iterator
 from core.config import load_config
 from core.errors import describe_error
 from core.run_dir import CLEAN_END_STATUSES, RunDir, now_iso, pid_alive
-from core.training.control import RunControl
+from core.training.control import PAUSE, RunControl
+
+PARENT_ENV = "GRPO_STUDIO_PARENT_PID"
 
 log = logging.getLogger("grpo_studio.worker")
 
@@ -70,6 +76,16 @@ def _train(run: RunDir, control: RunControl) -> str:
     return run_training(run, cfg, control)
 
 
+def pause_when_parent_dies(control: RunControl, parent_pid: int, interval: float = 1.0) -> None:
+    """Ask `control` to pause once this process's parent is no longer `parent_pid`."""
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval)
+        log.warning("the server (pid %d) is gone: pausing with a checkpoint", parent_pid)
+        control.ask(PAUSE)
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 @contextmanager
 def output_to_log(run: RunDir) -> Iterator[None]:
     """Inside: everything written to stdout/stderr (C libraries included) and every log record
@@ -113,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{run.path} is not a run directory (no state.json)", file=sys.stderr)
         return 2
     control = RunControl()
+    if os.environ.get(PARENT_ENV, "").isdigit():
+        pause_when_parent_dies(control, int(os.environ[PARENT_ENV]))
     with output_to_log(run), control.signal_handlers():
         try:
             status = run_worker(run, control)

@@ -1,0 +1,116 @@
+"""What every blueprint shares: the app's services, JSON errors and request parsing helpers.
+
+One `error_response` builds every API error body (`{"error", "field"?}`, API.md); the error
+handlers registered in `register_error_handlers` answer JSON to API calls and a page to browsers,
+and turn the services' exceptions into their HTTP status, so views never repeat the mapping.
+Tracebacks go to the log, never into a response.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, current_app, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from core.config import ConfigError
+from core.datasets import DatasetError
+from rewards import RewardError
+from services.app import AppServices
+from services.configs import ConfigNotFound, ConfigReadOnly
+from services.datasets import UploadTooLarge
+from services.jobs import JobConflict
+from services.runs import RunNotFound
+
+log = logging.getLogger("grpo_studio.web")
+
+
+class BadRequest(ValueError):
+    """A request body that is not what the endpoint takes; `field` names the part to fix."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+def services() -> AppServices:
+    return current_app.extensions["grpo_studio"]
+
+
+def error_response(status: int, message: str, field: str | None = None, **extra: Any) -> Any:
+    body = {"error": message, **({"field": field} if field else {}), **extra}
+    return jsonify(body), status
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
+def json_body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise BadRequest("send a JSON object as the request body (Content-Type: application/json)")
+    return data
+
+
+def int_arg(name: str, default: int, low: int = 0, high: int = 100_000) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be a whole number, got {raw!r}", field=name) from None
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be between {low} and {high}", field=name)
+    return value
+
+
+# exception -> (status, field attribute) ; a message a person can act on is the exception's text
+DOMAIN_ERRORS: tuple[tuple[type[Exception], int], ...] = (
+    (ConfigError, 400), (DatasetError, 400), (RewardError, 400), (BadRequest, 400),
+    (ConfigNotFound, 404), (RunNotFound, 404), (ConfigReadOnly, 403), (JobConflict, 409),
+    (UploadTooLarge, 413),
+)
+
+
+def register_error_handlers(app: Flask) -> None:
+    for exc_type, status in DOMAIN_ERRORS:
+        app.register_error_handler(exc_type, _domain_handler(status))
+    app.register_error_handler(RequestEntityTooLarge, _too_large)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _server_error)
+
+
+def _domain_handler(status: int) -> Any:
+    def handle(err: Exception) -> Any:
+        field = getattr(err, "field", None)
+        extra = {"problems": err.problems} if isinstance(err, ConfigError) else {}
+        message = err.args[0] if err.args and isinstance(err.args[0], str) else str(err)
+        if wants_json():
+            return error_response(status, message, field, **extra)
+        return _page(status, message)
+    return handle
+
+
+def _too_large(err: RequestEntityTooLarge) -> Any:
+    limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
+    message = f"the upload is larger than the {limit // (1 << 20)} MB limit"
+    return error_response(413, message, "file") if wants_json() else _page(413, message)
+
+
+def _http_error(err: HTTPException) -> Any:
+    message = err.description or err.name
+    if wants_json():
+        return error_response(err.code or 500, message)
+    return _page(err.code or 500, message)
+
+
+def _server_error(err: Exception) -> Any:
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    message = "internal error; the server log has the details"
+    return error_response(500, message) if wants_json() else _page(500, message)
+
+
+def _page(status: int, message: str) -> Any:
+    return render_template("error.html", status=status, message=message), status

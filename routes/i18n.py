@@ -1,0 +1,66 @@
+"""Languages: English and French through flask-babel, chosen from a menu and remembered in a
+cookie (else the browser's preference). Strings set by JavaScript are translated on the server
+and handed to the page as one JSON object (`t("...")` in static/js/common.js reads it); their
+msgids are listed in translations/js_strings.json by `tools/i18n.py extract`.
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, redirect, request
+from flask_babel import get_locale, gettext
+
+from routes.extensions import babel
+
+LANGUAGES = {"en": "English", "fr": "Français"}
+COOKIE = "lang"
+JS_STRINGS = Path(__file__).resolve().parent.parent / "translations" / "js_strings.json"
+
+bp = Blueprint("i18n", __name__)
+
+
+def select_locale() -> str:
+    chosen = request.cookies.get(COOKIE)
+    if chosen in LANGUAGES:
+        return chosen
+    return request.accept_languages.best_match(list(LANGUAGES)) or "en"
+
+
+@lru_cache(maxsize=1)
+def js_msgids() -> tuple[str, ...]:
+    try:
+        return tuple(json.loads(JS_STRINGS.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return ()
+
+
+def js_translations() -> dict[str, str]:
+    return {msgid: gettext(msgid) for msgid in js_msgids()}
+
+
+@bp.get("/language/<code>")
+def choose_language(code: str) -> Any:
+    target = request.args.get("next") or "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        target = "/"  # only a path on this site: no open redirect
+    response = redirect(target)
+    if code in LANGUAGES:
+        response.set_cookie(COOKIE, code, max_age=365 * 24 * 3600, samesite="Lax", httponly=True)
+    return response
+
+
+def init_i18n(app: Flask) -> None:
+    babel.init_app(app, locale_selector=select_locale,
+                   default_translation_directories=str(Path(app.root_path) / "translations"))
+    app.register_blueprint(bp)
+
+    @app.context_processor
+    def language_context() -> dict[str, Any]:
+        return {"languages": LANGUAGES, "current_language": str(get_locale() or "en"),
+                "js_translations": js_translations()}
+

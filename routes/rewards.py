@@ -1,0 +1,15 @@
+"""Rewards API: the registry's catalog (the testing page comes with the rewards issue)."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify
+
+from rewards import list_rewards
+
+bp = Blueprint("rewards", __name__)
+
+
+@bp.get("/api/rewards/list")
+def listing() -> Any:
+    return jsonify({"rewards": list_rewards()})

@@ -1,0 +1,88 @@
+"""The baseline request checks: the access token (when the server listens beyond loopback) and
+refusing state-changing requests from another origin.
+
+Guarantees: with an access token configured, every request but the static files and the login
+page needs it, as the `X-Access-Token` header, `Authorization: Bearer`, or the HttpOnly
+SameSite=Strict cookie obtained once from `/login?token=` (compared in constant time); the Socket.IO
+handshake needs it too. A POST/PUT/PATCH/DELETE whose `Origin` is not this server, or that the
+browser marks `Sec-Fetch-Site: cross-site`, is refused with 403. Socket.IO keeps its same-origin
+default (no `cors_allowed_origins="*"`).
+
+Does not: the Host-header allow-list and the full checklist (the security issue).
+"""
+from __future__ import annotations
+
+import hmac
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, current_app, redirect, render_template, request
+
+from routes.common import error_response, wants_json
+
+COOKIE = "grpo_studio_token"
+OPEN_ENDPOINTS = ("static", "security.login")
+UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+bp = Blueprint("security", __name__)
+
+
+def token_matches(given: str | None) -> bool:
+    expected = current_app.config.get("ACCESS_TOKEN")
+    return bool(expected) and bool(given) and hmac.compare_digest(given.encode(),
+                                                                  expected.encode())
+
+
+def request_token() -> str | None:
+    auth = request.headers.get("Authorization", "")
+    return (request.headers.get("X-Access-Token")
+            or (auth[7:] if auth.startswith("Bearer ") else None)
+            or request.cookies.get(COOKIE))
+
+
+def check_request() -> Any:
+    if request.method in UNSAFE_METHODS and foreign_origin():
+        return error_response(403, "refused: the request comes from another site")
+    if not current_app.config.get("ACCESS_TOKEN") or request.endpoint in OPEN_ENDPOINTS:
+        return None
+    if token_matches(request_token()):
+        return None
+    if wants_json():
+        return error_response(401, "this server needs its access token (printed at start)")
+    return redirect(f"/login?next={request.full_path.rstrip('?')}")
+
+
+def foreign_origin() -> bool:
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        return True
+    origin = request.headers.get("Origin")
+    if not origin:
+        return False
+    return origin == "null" or urlsplit(origin).netloc != request.host
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    token = request.values.get("token")
+    target = request.values.get("next") or "/"
+    if not target.startswith("/") or target.startswith("//"):
+        target = "/"
+    if token is not None and token_matches(token):
+        response = redirect(target)
+        response.set_cookie(COOKIE, token, httponly=True, samesite="Strict")
+        return response
+    status = 401 if token is not None else 200
+    return render_template("login.html", failed=token is not None, next=target), status
+
+
+def socket_allowed(auth: Any) -> bool:
+    """The Socket.IO handshake: allowed without a token configured, else with the token."""
+    if not current_app.config.get("ACCESS_TOKEN"):
+        return True
+    given = auth.get("token") if isinstance(auth, dict) else None
+    return token_matches(given or request_token())
+
+
+def init_security(app: Flask) -> None:
+    app.before_request(check_request)
+    app.register_blueprint(bp)

@@ -1,0 +1,29 @@
+"""The services one web app uses, built from its folders (plain values in, no Flask).
+
+Guarantees: one `RunStore`, `Jobs`, `ConfigLibrary` and `DatasetLibrary` per app, over the folders
+it was given; `start()` finds every run again before the jobs watcher begins.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.configs import ConfigLibrary
+from services.datasets import DatasetLibrary
+from services.jobs import Jobs, Publish
+from services.runs import RunStore
+
+
+@dataclass
+class AppServices:
+    runs: RunStore
+    jobs: Jobs
+    configs: ConfigLibrary
+    datasets: DatasetLibrary
+
+    @classmethod
+    def build(cls, outputs: Path, saved_configs: Path, uploads: Path, max_upload_bytes: int,
+              publish: Publish) -> "AppServices":
+        runs = RunStore(outputs)
+        return cls(runs=runs, jobs=Jobs(runs, publish), configs=ConfigLibrary(saved_configs),
+                   datasets=DatasetLibrary(uploads, max_upload_bytes))

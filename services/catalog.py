@@ -1,0 +1,89 @@
+"""The model and public-dataset catalogs the wizard offers, with rough memory guidance.
+
+Guarantees: every catalog entry names a real Hugging Face id with the config, split and field
+mapping it needs; `memory_guidance` is a rule of thumb (weights by method and precision plus a fixed
+allowance for activations and generation), labelled as such in the UI; the precise estimate before
+launch is the estimates issue's. Texts wrapped in `N_` are extracted for translation.
+
+Does not: reach the hub (downloads happen in the worker or the models page) or import Flask.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from core.datasets import BUILTIN_DIR
+
+
+def N_(text: str) -> str:
+    """Marks a text for translation; the page translates it when showing it."""
+    return text
+
+
+DEFAULT_MODEL = "default"
+FAMILIES = ("SmolLM", "Qwen3", "Llama", "Mistral", "Phi", "Gemma")
+# (family, hub id, billions of parameters, note)
+MODELS: tuple[tuple[str, str, float, str], ...] = (
+    ("SmolLM", DEFAULT_MODEL, 0.135, N_("SmolLM2-135M-Instruct, bundled: works offline and on a "
+                                        "CPU")),
+    ("SmolLM", "HuggingFaceTB/SmolLM2-360M-Instruct", 0.36, ""),
+    ("SmolLM", "HuggingFaceTB/SmolLM2-1.7B-Instruct", 1.7, ""),
+    ("SmolLM", "HuggingFaceTB/SmolLM3-3B", 3.1, ""),
+    ("Qwen3", "Qwen/Qwen3-0.6B", 0.6, ""),
+    ("Qwen3", "Qwen/Qwen3-1.7B", 1.7, ""),
+    ("Qwen3", "Qwen/Qwen3-4B", 4.0, ""),
+    ("Qwen3", "Qwen/Qwen3-8B", 8.2, ""),
+    ("Qwen3", "Qwen/Qwen3-14B", 14.8, ""),
+    ("Llama", "meta-llama/Llama-3.2-1B-Instruct", 1.2, N_("gated: accept the licence on the hub")),
+    ("Llama", "meta-llama/Llama-3.2-3B-Instruct", 3.2, N_("gated: accept the licence on the hub")),
+    ("Llama", "meta-llama/Llama-3.1-8B-Instruct", 8.0, N_("gated: accept the licence on the hub")),
+    ("Mistral", "mistralai/Mistral-7B-Instruct-v0.3", 7.2, ""),
+    ("Mistral", "mistralai/Mistral-Nemo-Instruct-2407", 12.2, ""),
+    ("Phi", "microsoft/Phi-4-mini-instruct", 3.8, ""),
+    ("Phi", "microsoft/phi-4", 14.7, ""),
+    ("Gemma", "google/gemma-3-1b-it", 1.0, N_("gated: accept the licence on the hub")),
+    ("Gemma", "google/gemma-3-4b-it", 4.3, N_("gated: accept the licence on the hub")),
+    ("Gemma", "google/gemma-3-12b-it", 12.2, N_("gated: accept the licence on the hub")),
+)
+
+# Public datasets: hub id, config, split, mapping, suggested rewards.
+DATASETS: tuple[dict[str, Any], ...] = (
+    {"id": "openai/gsm8k", "name": "GSM8K", "config_name": "main", "split": "train",
+     "mapping": {"instruction": "question", "response": "answer"},
+     "rewards": ["answer_correct", "format_markers"],
+     "description": N_("Grade-school math word problems; answers end in '#### N'.")},
+    {"id": "tatsu-lab/alpaca", "name": "Alpaca", "config_name": None, "split": "train",
+     "mapping": {"instruction": "instruction", "input": "input", "response": "output"},
+     "rewards": ["length_band"], "description": N_("52k instructions with answers (SFT).")},
+    {"id": "databricks/databricks-dolly-15k", "name": "Dolly 15k", "config_name": None,
+     "split": "train",
+     "mapping": {"instruction": "instruction", "input": "context", "response": "response"},
+     "rewards": ["length_band"], "description": N_("15k human-written instructions (SFT).")},
+    {"id": "microsoft/orca-math-word-problems-200k", "name": "Orca Math", "config_name": None,
+     "split": "train", "mapping": {"instruction": "question", "response": "answer"},
+     "rewards": ["answer_correct"], "description": N_("200k math word problems with worked "
+                                                      "answers.")},
+)
+
+
+def memory_guidance(billions: float) -> dict[str, float]:
+    """Rough GPU memory in GB to train with each method: bf16 weights for LoRA, 4-bit for QLoRA,
+    bf16 weights + fp32 AdamW state for full, each plus 1.5 GB for activations and generation."""
+    return {"lora": round(billions * 2 + 1.5, 1), "qlora": round(billions * 0.7 + 1.5, 1),
+            "full": round(billions * 16 + 1.5, 1)}
+
+
+def model_catalog() -> list[dict[str, Any]]:
+    return [{"family": family, "id": hub_id, "params_b": size, "note": note,
+             "memory_gb": memory_guidance(size), "offline": hub_id == DEFAULT_MODEL}
+            for family, hub_id, size, note in MODELS]
+
+
+def builtin_datasets() -> list[dict[str, Any]]:
+    """The samples shipped in data/, with their row counts."""
+    found = []
+    for path in sorted(BUILTIN_DIR.glob("*.jsonl")):
+        with path.open(encoding="utf-8") as f:
+            rows = sum(1 for line in f if line.strip())
+        found.append({"id": path.stem, "name": path.stem, "format": "jsonl", "rows": rows,
+                      "source": "builtin"})
+    return found

@@ -1,0 +1,345 @@
+"""Training jobs: every run trains in its own worker process, `python -m core.worker outputs/<id>`.
+
+Guarantees:
+- one worker per device at a time; later starts wait as `queued` and start on their own, first
+  queued first started, when the device frees (a queue position is part of each listing);
+- at start every run directory is found again: a `running`/`stopping` run whose worker is gone
+  becomes `interrupted` (resumable); a worker still alive from an earlier server is watched again;
+- each new line of a watched run's events.jsonl and worker.log is published once, in order, to the
+  run's room (`publish(event, payload, room)`), mapped as API.md's Socket.IO table says;
+- Stop sends SIGTERM (checkpoint, `cancelled`), Pause SIGUSR1 (checkpoint, `paused`); Resume queues
+  the run again and the worker continues from its newest complete checkpoint;
+- workers are told the server's pid and pause by themselves when the server dies (core/worker.py);
+- a worker that dies without writing its end (killed, out of memory) is marked `interrupted` with
+  its exit status named.
+
+Does not: import Flask or torch, or decide what a client may do (routes check the request).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from core.config import RunConfig
+from core.files import read_json
+from core.run_dir import FINAL_STATUSES, RunDir, create_run, now_iso, pid_alive
+from core.worker import PARENT_ENV
+from services.runs import RunStore, valid_run_id
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESUMABLE = ("paused", "interrupted", "cancelled", "failed")
+LIVE = ("running", "stopping")
+Publish = Callable[[str, dict[str, Any], str], None]
+log = logging.getLogger("grpo_studio.jobs")
+
+
+class JobConflict(RuntimeError):
+    """The request does not fit the run's status (HTTP 409)."""
+
+
+class FileTail:
+    """New complete lines of a growing file, from a starting offset."""
+
+    def __init__(self, path: Path, from_end: bool = True):
+        self.path = path
+        self.offset = path.stat().st_size if from_end and path.exists() else 0
+        self.partial = b""
+
+    def new_lines(self) -> list[str]:
+        try:
+            with self.path.open("rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        self.offset += len(data)
+        *lines, self.partial = (self.partial + data).split(b"\n")
+        return [line.decode("utf-8", errors="replace") for line in lines]
+
+
+@dataclass
+class Worker:
+    """A worker process being watched: started here (`process`) or found alive at start."""
+    run: RunDir
+    device: str
+    pid: int
+    process: subprocess.Popen | None = None
+    events: FileTail = field(init=False)
+    log: FileTail = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.events = FileTail(self.run.events_path)
+        self.log = FileTail(self.run.log_path)
+
+    def exit_code(self) -> int | None:
+        """None while alive; the exit status (or -1 when unknown) once it ended."""
+        if self.process is not None:
+            return self.process.poll()
+        return None if pid_alive(self.pid) and _is_worker_of(self.pid, self.run) else -1
+
+
+def socket_message(run_id: str, event: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The Socket.IO event name and payload for one events.jsonl record."""
+    kind = event.get("type")
+    if kind == "metric":
+        meta = ("type", "time", "step", "phase", "total_steps", "eta_seconds")
+        return "training_update", {
+            "session_id": run_id, "step": event.get("step"), "phase": event.get("phase"),
+            "total_steps": event.get("total_steps"), "eta_seconds": event.get("eta_seconds"),
+            "time": event.get("time"),
+            "metrics": {k: v for k, v in event.items() if k not in meta}}
+    if kind == "sample":
+        return "training_sample", {"session_id": run_id, **event}
+    if kind == "status":
+        return "training_status", {"session_id": run_id, "status": event.get("status"),
+                                   **({"error": event["error"]} if event.get("error") else {})}
+    return "training_event", {"session_id": run_id, **event}
+
+
+class Jobs:
+    """Starts, queues, watches and signals the training workers of one outputs root."""
+
+    def __init__(self, store: RunStore, publish: Publish, python: str = sys.executable,
+                 poll_seconds: float = 0.25):
+        self.store, self.publish, self.python = store, publish, python
+        self.poll_seconds = poll_seconds
+        self.workers: dict[str, Worker] = {}   # run_id -> watched worker
+        self.requests: dict[str, str] = {}     # run_id -> "stop" | "pause" asked of a live worker
+        self._lock = threading.RLock()
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # lifecycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Find every run again, then watch and schedule in a background thread."""
+        self.recover()
+        self._thread = threading.Thread(target=self._loop, name="jobs", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def recover(self) -> None:
+        for run in self.store.runs():
+            state = run.read_state()
+            if state.get("status") not in LIVE:
+                continue
+            pid = state.get("pid")
+            if pid_alive(pid) and _is_worker_of(pid, run):
+                self.workers[run.run_id] = Worker(run, device_of(run), pid)
+            else:
+                _mark_interrupted(run, "the worker stopped while the server was not running")
+
+    def _loop(self) -> None:
+        while not self._closed.wait(self.poll_seconds):
+            try:
+                self.tick()
+            except Exception:  # the watcher must outlive any one bad run directory
+                log.exception("jobs watcher")
+
+    def tick(self) -> None:
+        """Publish new lines, notice ended workers, start queued runs on free devices."""
+        with self._lock:
+            for run_id, worker in list(self.workers.items()):
+                self._pump(worker)
+                code = worker.exit_code()
+                if code is not None:
+                    self._pump(worker)
+                    self._ended(worker, code)
+            self._schedule()
+
+    # requests ---------------------------------------------------------------------------------
+    def submit(self, config: RunConfig, run_id: str | None = None, queue: bool = True) -> RunDir:
+        """Create a run and queue it; with queue=False refuse (JobConflict) if its device is busy."""
+        if run_id is not None and not valid_run_id(run_id):
+            raise ValueError(f"session_id {run_id!r} may use only letters, digits, '.', '_' "
+                             "and '-' (at most 128)")
+        with self._lock:
+            device = _device(config.compute.gpu_ids)
+            if not queue and (self._busy(device) or self.queued()):
+                raise JobConflict(f"device {device} is busy and queueing is off")
+            try:
+                run = create_run(config, self.store.outputs, run_id=run_id)
+            except FileExistsError:
+                raise JobConflict(f"a run with session_id {run_id!r} already exists") from None
+            run.update_state(queued_at=now_iso())
+            self._schedule()
+        return run
+
+    def stop(self, run_id: str) -> str:
+        with self._lock:
+            run, status = self._run_status(run_id)
+            if run_id in self.workers:
+                self._signal(self.workers[run_id], signal.SIGTERM)
+                self.requests[run_id] = "stop"
+                self._publish_status(run, "stopping")
+                return "stopping"
+            if status in ("queued", "paused", "interrupted"):
+                run.update_state(status="cancelled", finished_at=now_iso())
+                run.append_event("status", status="cancelled")
+                self._publish_status(run, "cancelled")
+                return "cancelled"
+            raise JobConflict(f"run {run_id} is {status}; there is nothing to stop")
+
+    def pause(self, run_id: str) -> str:
+        with self._lock:
+            run, status = self._run_status(run_id)
+            if run_id in self.workers:
+                if self.requests.get(run_id) == "stop":
+                    raise JobConflict(f"run {run_id} is stopping")
+                self._signal(self.workers[run_id], signal.SIGUSR1)
+                self.requests[run_id] = "pause"
+                return "pausing"
+            if status == "queued":
+                run.update_state(status="paused")
+                run.append_event("status", status="paused")
+                self._publish_status(run, "paused")
+                return "paused"
+            raise JobConflict(f"run {run_id} is {status}; only a running or queued run pauses")
+
+    def resume(self, run_id: str) -> str:
+        with self._lock:
+            run, status = self._run_status(run_id)
+            if run_id in self.workers or status not in RESUMABLE:
+                raise JobConflict(f"run {run_id} is {status}; only a paused, interrupted, "
+                                  "cancelled or failed run can be resumed")
+            run.update_state(status="queued", queued_at=now_iso(), error=None)
+            run.append_event("status", status="queued")
+            self._publish_status(run, "queued")
+            self._schedule()
+            return "queued"
+
+    # reading ----------------------------------------------------------------------------------
+    def queued(self) -> list[RunDir]:
+        """Queued runs, first to start first."""
+        found = [(s, r) for r in self.store.runs()
+                 if (s := read_json(r.state_path, default={}) or {}).get("status") == "queued"]
+        found.sort(key=lambda sr: (sr[0].get("queued_at") or sr[0].get("created_at") or "",
+                                   sr[1].run_id))
+        return [r for _, r in found]
+
+    def live_status(self, run_id: str, state: dict[str, Any]) -> dict[str, Any]:
+        """What the service knows beyond state.json: a stop in progress, the queue position."""
+        extra: dict[str, Any] = {}
+        if self.requests.get(run_id) == "stop" and state.get("status") in LIVE + ("queued",):
+            extra["status"] = "stopping"
+        if state.get("status") == "queued":
+            ids = [r.run_id for r in self.queued()]
+            extra["queue_position"] = ids.index(run_id) + 1 if run_id in ids else None
+        return {**state, **extra}
+
+    # internals -------------------------------------------------------------------------------
+    def _run_status(self, run_id: str) -> tuple[RunDir, str]:
+        run = self.store.run(run_id)
+        return run, run.read_state().get("status", "")
+
+    def _busy(self, device: str) -> bool:
+        return any(w.device == device for w in self.workers.values())
+
+    def _schedule(self) -> None:
+        for run in self.queued():
+            device = device_of(run)
+            if not self._busy(device):
+                self._launch(run, device)
+
+    def _launch(self, run: RunDir, device: str) -> None:
+        env = {**os.environ, PARENT_ENV: str(os.getpid()), "PYTHONUNBUFFERED": "1"}
+        with run.log_path.open("ab") as log_file:  # catches what happens before the worker's log
+            process = subprocess.Popen(
+                [self.python, "-m", "core.worker", str(run.path.resolve())], cwd=REPO_ROOT,
+                env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+                start_new_session=True)
+        worker = Worker(run, device, process.pid, process)
+        # the queued status is left to the worker, which writes `running` within a second; until
+        # then this in-memory entry keeps the device busy
+        self.workers[run.run_id] = worker
+        log.info("started run %s (pid %d) on device %s", run.run_id, process.pid, device)
+
+    def _pump(self, worker: Worker) -> None:
+        room = worker.run.run_id
+        for line in worker.events.new_lines():
+            event = _parse(line)
+            if event is not None:
+                name, payload = socket_message(room, event)
+                self.publish(name, payload, room)
+        for line in worker.log.new_lines():
+            self.publish("training_log", {"session_id": room, "line": line}, room)
+
+    def _ended(self, worker: Worker, code: int) -> None:
+        run = worker.run
+        del self.workers[run.run_id]
+        asked = self.requests.pop(run.run_id, None)
+        if run.read_state().get("status") in FINAL_STATUSES + ("paused", "interrupted"):
+            return
+        if asked:  # signalled before its handlers were in place: it did what was asked, unsaved
+            status, error = ("cancelled" if asked == "stop" else "paused"), None
+        else:
+            status = "interrupted"
+            error = (f"the worker ended without finishing ({_exit_reason(code)}); "
+                     "see worker.log, then resume")
+        run.update_state(status=status, error=error, finished_at=now_iso())
+        run.append_event("status", status=status, **({"error": error} if error else {}))
+        self._publish_status(run, status, error)
+
+    def _publish_status(self, run: RunDir, status: str, error: str | None = None) -> None:
+        payload = {"session_id": run.run_id, "status": status, **({"error": error} if error else {})}
+        self.publish("training_status", payload, run.run_id)
+
+    def _signal(self, worker: Worker, sig: signal.Signals) -> None:
+        try:
+            os.kill(worker.pid, sig)
+        except ProcessLookupError:
+            pass  # it just ended; the next tick notices
+
+
+def device_of(run: RunDir) -> str:
+    config = read_json(run.config_path, default={}) or {}
+    return _device((config.get("compute") or {}).get("gpu_ids") or [])
+
+
+def _device(gpu_ids: list[int]) -> str:
+    """One run trains at a time per device; a run without gpu_ids uses the first (or the CPU)."""
+    return str(gpu_ids[0]) if gpu_ids else "0"
+
+
+def _mark_interrupted(run: RunDir, error: str) -> None:
+    run.update_state(status="interrupted", error=error, finished_at=now_iso())
+    run.append_event("status", status="interrupted", error=error)
+
+
+def _exit_reason(code: int) -> str:
+    if code < 0 and code != -1:
+        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else ""
+        hint = " (the system may have run out of memory)" if -code == signal.SIGKILL else ""
+        return f"killed by signal {-code} {name}{hint}".replace("  ", " ")
+    if code == -1:
+        return "exit status unknown"
+    return f"exit status {code}"
+
+
+def _is_worker_of(pid: int, run: RunDir) -> bool:
+    """Whether `pid` is a core.worker process of this run (a recycled pid is not)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return pid_alive(pid)  # no /proc (macOS): trust the pid
+    return b"core.worker" in cmdline and any(arg.endswith(run.run_id.encode()) for arg in cmdline)
+
+
+def _parse(line: str) -> dict[str, Any] | None:
+    try:
+        event = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return event if isinstance(event, dict) else None
+

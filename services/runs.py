@@ -1,0 +1,179 @@
+"""Reading runs back from their directories: lists, details, metric history, samples, logs and
+checkpoints, for the API and the pages.
+
+Guarantees: everything comes from `outputs/<run_id>/` as written by the worker (DESIGN.md §3), so a
+restarted server sees exactly what the old one saw; a run id from a request is accepted only when it
+names a run directory directly inside the outputs root (no separators, no dotfiles); a run's summary
+(best reward, active time) is recomputed only when its events file has grown.
+
+Does not: start, stop or watch workers (services/jobs.py), or import Flask or torch.
+"""
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Iterable
+
+from core.config import ConfigError, load_config
+from core.files import read_json
+from core.run_dir import CHECKPOINT_MARKER, RunDir, checkpoint_step, metric_history
+
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+EVENT_KEYS = ("type", "time", "index")
+
+
+class RunNotFound(LookupError):
+    """No run directory with this id."""
+
+
+def valid_run_id(run_id: str) -> bool:
+    return bool(RUN_ID_PATTERN.match(run_id or "")) and ".." not in run_id
+
+
+class RunStore:
+    """The run directories under one outputs root."""
+
+    def __init__(self, outputs: str | Path):
+        self.outputs = Path(outputs)
+        self._summaries: dict[str, tuple[int, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def run(self, run_id: str) -> RunDir:
+        """The run directory of `run_id`, or RunNotFound."""
+        if not valid_run_id(run_id):
+            raise RunNotFound(f"no run {run_id!r}")
+        run = RunDir(self.outputs / run_id)
+        if not run.state_path.is_file():
+            raise RunNotFound(f"no run {run_id!r}")
+        return run
+
+    def runs(self) -> list[RunDir]:
+        """Every run directory, newest first."""
+        if not self.outputs.is_dir():
+            return []
+        found = [RunDir(p) for p in self.outputs.iterdir()
+                 if p.is_dir() and valid_run_id(p.name) and (p / "state.json").is_file()]
+        return sorted(found, key=lambda r: (_state(r).get("created_at") or "", r.run_id),
+                      reverse=True)
+
+    def details(self, run: RunDir) -> dict[str, Any]:
+        """state.json plus the run's summary and config (as saved: it may no longer validate)."""
+        return {**self.listing(run), "config": read_json(run.config_path, default={})}
+
+    def listing(self, run: RunDir) -> dict[str, Any]:
+        """state.json plus best reward, last metrics and active seconds."""
+        return {**_state(run), **self.summary(run)}
+
+    def summary(self, run: RunDir) -> dict[str, Any]:
+        size = _size(run.events_path)
+        with self._lock:
+            cached = self._summaries.get(run.run_id)
+            if cached and cached[0] == size:
+                return cached[1]
+        summary = summarise(list(run.iter_events()))
+        with self._lock:
+            self._summaries[run.run_id] = (size, summary)
+        return summary
+
+    def metrics_since(self, run: RunDir, since: int = 0) -> dict[str, Any]:
+        """Metric events (each step once) whose event index is >= since, and the next index."""
+        events = [{**e, "index": i} for i, e in enumerate(run.iter_events())]
+        kept = [e for e in metric_history(events) if e["index"] >= since]
+        return {"events": kept, "next": len(events)}
+
+    def samples(self, run: RunDir, limit: int = 20, offset: int = 0) -> dict[str, Any]:
+        """Rollout samples, newest first."""
+        found = [e for e in run.iter_events() if e.get("type") == "sample"]
+        found.reverse()
+        return {"samples": found[offset:offset + limit], "total": len(found)}
+
+    def log_tail(self, run: RunDir, lines: int = 200) -> list[str]:
+        return tail_lines(run.log_path, lines)
+
+    def checkpoints(self, run: RunDir) -> list[dict[str, Any]]:
+        """Complete checkpoints of every phase, oldest first, with the metrics at their step."""
+        found = []
+        for phase in ("pre_training", "sft", "grpo"):
+            for path in run.complete_checkpoints(phase):
+                info = read_json(path / CHECKPOINT_MARKER, default={}) or {}
+                if info.get("phase", phase) != phase:  # sft and grpo share checkpoints/
+                    continue
+                found.append({"name": path.name, "phase": phase, "step": checkpoint_step(path),
+                              "path": str(path.relative_to(run.path)),
+                              "metrics": info.get("metrics") or {}})
+        return found
+
+    def config(self, run: RunDir) -> dict[str, Any]:
+        return read_json(run.config_path, default={})
+
+    def config_problems(self, run: RunDir) -> list[dict[str, str]]:
+        try:
+            load_config(run.config_path)
+        except ConfigError as err:
+            return err.problems
+        return []
+
+
+def summarise(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """best_reward, last metrics, and seconds spent running (summed over every start)."""
+    history = metric_history(events)
+    rewards = [e["reward"] for e in history if isinstance(e.get("reward"), (int, float))]
+    last = history[-1] if history else {}
+    return {"best_reward": max(rewards) if rewards else None,
+            "last_metrics": _metric_values(last),
+            "num_tokens": last.get("num_tokens"),
+            "active_seconds": active_seconds(events)}
+
+
+def active_seconds(events: Iterable[dict[str, Any]], now: float | None = None) -> float:
+    """Time between each `running` status event and the status event that ended it."""
+    total, since = 0.0, None
+    for e in events:
+        if e.get("type") != "status":
+            continue
+        if e.get("status") == "running":
+            since = since if since is not None else e.get("time")
+        elif since is not None:
+            total += e.get("time", since) - since
+            since = None
+    if since is not None:
+        total += (now or time.time()) - since
+    return round(total, 1)
+
+
+def _metric_values(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in event.items() if k not in EVENT_KEYS}
+
+
+def _state(run: RunDir) -> dict[str, Any]:
+    return read_json(run.state_path, default={}) or {}
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def tail_lines(path: Path, count: int, block: int = 65536) -> list[str]:
+    """The last `count` lines of a text file, reading from its end."""
+    if count <= 0:
+        return []
+    try:
+        with path.open("rb") as f:
+            f.seek(0, 2)
+            end = f.tell()
+            data = b""
+            while end > 0 and data.count(b"\n") <= count:
+                start = max(0, end - block)
+                f.seek(start)
+                data = f.read(end - start) + data
+                end = start
+    except FileNotFoundError:
+        return []
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    return list(deque(lines, maxlen=count))

@@ -1,0 +1,231 @@
+// The training monitor: redraws the full metric history from /metrics, then follows the run live
+// through its Socket.IO room (training_update, training_sample, training_log, training_status).
+import { api, t, el, toast, socket, formatDuration, formatNumber, statusText, phaseText } from "./common.js";
+
+const root = document.getElementById("monitor");
+const runId = root.dataset.runId;
+const PHASES = { pre_training: "SFT", sft: "SFT", grpo: "GRPO" };
+const COLORS = ["#2f6fde", "#d9534f", "#1d8a4e", "#a86a00", "#7b4fd6", "#0097a7", "#c2185b", "#5d6678"];
+const MAX_SAMPLES = 30;
+
+// chart id -> series: [metric key or function(metrics) -> value, label]
+const CHARTS = {
+  reward: [["reward", t("mean reward")], [(m) => band(m, 1), t("+ std")], [(m) => band(m, -1), t("− std")]],
+  loss: [["loss", t("training loss")], ["eval_loss", t("evaluation loss")]],
+  kl: [["kl", "KL"]],
+  entropy: [["entropy", t("entropy")]],
+  length: [["completions/mean_length", t("mean")], ["completions/min_length", t("min")], ["completions/max_length", t("max")]],
+  clip: [["clip_ratio/region_mean", t("region")], ["clip_ratio/low_mean", t("low")], ["clip_ratio/high_mean", t("high")]],
+  lr: [["learning_rate", t("learning rate")]],
+  grad: [["grad_norm", t("gradient norm")]],
+};
+
+const charts = {};
+const labels = [];
+const seen = new Set();
+let state = {};
+let lastMetrics = {};
+let bestReward = null;
+
+function band(m, sign) {
+  return typeof m.reward === "number" && typeof m.reward_std === "number" ? m.reward + sign * m.reward_std : null;
+}
+
+function makeCharts() {
+  Chart.defaults.animation = false;
+  for (const [id, series] of Object.entries(CHARTS)) {
+    charts[id] = new Chart(document.getElementById(`chart-${id}`), {
+      type: "line",
+      data: { labels, datasets: series.map(([, label], i) => dataset(label, i, id === "reward" && i > 0)) },
+      options: { responsive: true, maintainAspectRatio: false, spanGaps: true, parsing: true,
+        plugins: { legend: { display: series.length > 1, labels: { boxWidth: 10 } } },
+        scales: { x: { ticks: { maxTicksLimit: 8 } } } },
+    });
+    charts[id].series = series;
+  }
+}
+
+function dataset(label, i, faint) {
+  return { label, data: [], borderColor: COLORS[i % COLORS.length], pointRadius: 2,
+    borderWidth: faint ? 1 : 2, borderDash: faint ? [4, 3] : [], tension: 0.2 };
+}
+
+/** Reward functions appear as they are logged (rewards/<fn>/mean). */
+function addRewardSeries(metrics) {
+  const chart = charts.reward;
+  for (const key of Object.keys(metrics)) {
+    const match = /^rewards\/(.+)\/mean$/.exec(key);
+    if (!match || chart.series.some(([k]) => k === key)) continue;
+    chart.series.push([key, match[1]]);
+    const d = dataset(match[1], chart.series.length - 1, false);
+    d.data = labels.map(() => null);
+    chart.data.datasets.push(d);
+  }
+}
+
+function addPoint(phase, step, metrics) {
+  const key = `${phase}:${step}`;
+  if (seen.has(key)) return;
+  seen.add(key);
+  labels.push(`${PHASES[phase] || phase} ${step}`);
+  addRewardSeries(metrics);
+  for (const chart of Object.values(charts)) {
+    chart.series.forEach(([k], i) => {
+      const value = typeof k === "function" ? k(metrics) : metrics[k];
+      chart.data.datasets[i].data.push(typeof value === "number" ? value : null);
+    });
+  }
+  lastMetrics = metrics;
+  if (typeof metrics.reward === "number" && (bestReward === null || metrics.reward > bestReward)) bestReward = metrics.reward;
+  root.dataset.points = String(labels.length);
+}
+
+function redraw() {
+  Object.values(charts).forEach((chart) => chart.update("none"));
+}
+
+function metricsOf(event) {
+  const { type, time, index, step, phase, total_steps, eta_seconds, ...metrics } = event;
+  return metrics;
+}
+
+// ---- header -----------------------------------------------------------------------------
+function showHeader() {
+  const status = state.status || "";
+  const statusNode = document.getElementById("stat-status");
+  statusNode.textContent = statusText(status);
+  statusNode.className = `status status-${status}`;
+  root.dataset.status = status;
+  document.getElementById("run-name").textContent = state.name || "";
+  document.getElementById("stat-phase").textContent = phaseText(state.phase);
+  document.getElementById("stat-step").textContent = state.total_steps ? `${state.step ?? 0} / ${state.total_steps}` : (state.step ?? "–");
+  document.getElementById("stat-eta").textContent = status === "running" ? formatDuration(state.eta_seconds) : "–";
+  document.getElementById("stat-elapsed").textContent = formatDuration(state.active_seconds);
+  document.getElementById("stat-tokens").textContent = formatNumber(lastMetrics.num_tokens ?? state.num_tokens, 0);
+  document.getElementById("stat-best").textContent = formatNumber(bestReward ?? state.best_reward);
+  const queue = state.queue_position ? ` (${t("position in queue")}: ${state.queue_position})` : "";
+  document.getElementById("run-error").textContent = (state.error || "") + queue;
+  const live = ["running"].includes(status);
+  document.getElementById("stop").disabled = !["running", "queued", "paused", "interrupted"].includes(status);
+  document.getElementById("pause").disabled = !(live || status === "queued");
+  document.getElementById("resume").disabled = !["paused", "interrupted", "cancelled", "failed"].includes(status);
+}
+
+let clockStarted = null;
+function tickClock() {
+  // elapsed time moves between updates while running
+  if (state.status === "running" && clockStarted !== null) {
+    const extra = (Date.now() - clockStarted) / 1000;
+    document.getElementById("stat-elapsed").textContent = formatDuration((state.active_seconds || 0) + extra);
+  }
+}
+
+async function refreshState() {
+  state = await api("GET", `/api/training/${encodeURIComponent(runId)}`);
+  clockStarted = Date.now();
+  showHeader();
+}
+
+// ---- samples and log ----------------------------------------------------------------------
+function addSample(sample, atTop = true) {
+  const body = document.querySelector("#samples-table tbody");
+  const rows = (sample.completions || []).map((completion, i) => {
+    const tr = el("tr");
+    tr.append(el("td", `${PHASES[sample.phase] || ""} ${sample.step ?? ""}`), el("td", i === 0 ? sample.prompt : "", { class: "text" }),
+      el("td", completion, { class: "text" }), el("td", sample.reference ?? "–", { class: "text" }));
+    const scores = Object.entries(sample.scores || {}).map(([name, values]) => `${name}: ${formatNumber(values[i])}`);
+    if (sample.total) scores.push(`${t("total")}: ${formatNumber(sample.total[i])}`);
+    tr.append(el("td", scores.join("\n"), { class: "text" }));
+    return tr;
+  });
+  if (atTop) body.prepend(...rows); else body.append(...rows);
+  while (body.rows.length > MAX_SAMPLES * 4) body.deleteRow(-1);
+}
+
+function addLogLine(line) {
+  const pre = document.getElementById("log-tail");
+  const nearBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 20;
+  pre.append(document.createTextNode(`${line}\n`));
+  while (pre.childNodes.length > 400) pre.firstChild.remove();
+  if (nearBottom) pre.scrollTop = pre.scrollHeight;
+}
+
+// ---- controls -----------------------------------------------------------------------------
+function setUpControls() {
+  for (const action of ["stop", "pause", "resume"]) {
+    document.getElementById(action).addEventListener("click", async (event) => {
+      event.currentTarget.disabled = true;
+      try {
+        const result = await api("POST", `/api/training/${action}`, { session_id: runId });
+        toast(statusText(result.status));
+        if (result.status === "stopping") {
+          state.status = "stopping";
+          showHeader();
+        }
+      } catch (err) {
+        toast(err.message, "error");
+      }
+      await refreshState();
+    });
+  }
+}
+
+// ---- start ----------------------------------------------------------------------------------
+async function loadHistory() {
+  const history = await api("GET", `/api/training/${encodeURIComponent(runId)}/metrics?since=0`);
+  history.events.forEach((e) => addPoint(e.phase, e.step, metricsOf(e)));
+  redraw();
+  const { samples } = await api("GET", `/api/training/${encodeURIComponent(runId)}/samples?limit=${MAX_SAMPLES}`);
+  samples.reverse().forEach((s) => addSample(s));
+  const { lines } = await api("GET", `/api/training/${encodeURIComponent(runId)}/logs?tail=200`);
+  lines.forEach(addLogLine);
+}
+
+// live updates that arrive while the history loads wait here, so points stay in order
+let pending = [];
+
+function applyUpdate(u) {
+  addPoint(u.phase, u.step, u.metrics);
+  redraw();
+  Object.assign(state, { step: u.step, total_steps: u.total_steps, phase: u.phase, eta_seconds: u.eta_seconds });
+  showHeader();
+}
+
+function follow() {
+  const io = socket();
+  const join = () => io.emit("join_session", { session_id: runId });
+  io.on("connect", join);
+  if (io.connected) join();
+  io.on("training_update", (u) => {
+    if (u.session_id !== runId) return;
+    if (pending) pending.push(u); else applyUpdate(u);
+  });
+  io.on("training_sample", (s) => s.session_id === runId && addSample(s));
+  io.on("training_log", (l) => l.session_id === runId && addLogLine(l.line));
+  io.on("training_status", (s) => {
+    if (s.session_id !== runId) return;
+    refreshState();
+  });
+  io.on("training_event", (e) => {
+    if (e.session_id === runId && e.type === "resume") refreshState();
+  });
+}
+
+async function main() {
+  makeCharts();
+  setUpControls();
+  try {
+    await refreshState();
+    follow();
+    await loadHistory();
+    const waiting = pending;
+    pending = null;
+    waiting.forEach(applyUpdate);
+  } catch (err) {
+    toast(err.message, "error");
+  }
+  setInterval(tickClock, 1000);
+  document.body.dataset.ready = "true";
+}
+
+main();
