@@ -20,7 +20,7 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-gpu.txt constraints
 install: $(STAMP) $(CATALOGS)
 
 translations/%/LC_MESSAGES/messages.mo: translations/%/LC_MESSAGES/messages.po $(STAMP)
-	$(VENV)/bin/pybabel compile -q -d translations -l $*
+	$(VENV)/bin/pybabel compile --statistics -d translations -l $*
 
 # after changing texts: refresh messages.pot, the catalogs and translations/js_strings.json
 i18n-extract: $(STAMP)

@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     if not is_loopback(args.host) and not token:
         token = secrets.token_urlsafe(24)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request is noise here
     app = create_app({"ROOT": args.root, "ACCESS_TOKEN": token})
     from routes.extensions import socketio
     from routes.system import start_system_updates

@@ -45,3 +45,67 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 120.0, what: str = "
             return value
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """`python flask_app.py` in its own process, over its own root folder (outputs, configs)."""
+
+    def __init__(self, root: Path, port: int | None = None):
+        self.root = root
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: Any = None
+
+    def start(self) -> "LiveServer":
+        import subprocess
+        import sys
+
+        import requests
+        log = (self.root / "server.log").open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "flask_app.py", "--port", str(self.port), "--root", str(self.root)],
+            cwd=REPO, stdout=log, stderr=log)
+
+        def answers() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the server exited: {(self.root / 'server.log').read_text()}")
+            try:
+                return requests.get(f"{self.url}/api/system/status", timeout=2).ok
+            except requests.ConnectionError:
+                return False
+        wait_for(answers, 60, "the server to answer")
+        return self
+
+    def kill(self, sig: int = 9) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(30)
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        import requests
+        return requests.request(method, f"{self.url}{path}", timeout=30, **kwargs)
+
+
+def kill_workers_of(root: Path) -> None:
+    """End any training worker still running over `root` (tests must not leave processes)."""
+    import psutil
+    for proc in psutil.process_iter(["cmdline"]):
+        if any(str(root) in arg for arg in proc.info["cmdline"] or []) and \
+                "core.worker" in (proc.info["cmdline"] or []):
+            proc.kill()
+            proc.wait(10)
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Any:
+    server = LiveServer(tmp_path).start()
+    yield server
+    server.kill(15)
+    kill_workers_of(tmp_path)
