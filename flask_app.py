@@ -39,6 +39,8 @@ def default_settings(root: Path) -> dict[str, Any]:
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """The app: defaults, then `config`; extensions bound, blueprints registered, jobs started."""
+    # route modules first: their Socket.IO handlers must be known before init_app binds a server
+    from routes import configs, datasets, models, rewards, system, training, wizard
     from routes.common import register_error_handlers
     from routes.extensions import socketio
     from routes.i18n import init_i18n
@@ -55,7 +57,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     init_i18n(app)
     init_security(app)
     register_error_handlers(app)
-    _register_blueprints(app)
+    for module in (wizard, training, configs, datasets, models, rewards, system):
+        app.register_blueprint(module.bp)
 
     app.extensions["grpo_studio"] = AppServices.build(
         Path(app.config["OUTPUTS_DIR"]), Path(app.config["SAVED_CONFIGS_DIR"]),
@@ -64,12 +67,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if app.config["START_JOBS"]:
         app.extensions["grpo_studio"].jobs.start()
     return app
-
-
-def _register_blueprints(app: Flask) -> None:
-    from routes import configs, datasets, models, rewards, system, training, wizard
-    for module in (wizard, training, configs, datasets, models, rewards, system):
-        app.register_blueprint(module.bp)
 
 
 def secret_key(root: Path) -> str:

@@ -18,8 +18,8 @@ from core.datasets import DatasetError
 from rewards import RewardError
 from services.app import AppServices
 from services.configs import ConfigNotFound, ConfigReadOnly
-from services.datasets import UploadTooLarge
-from services.jobs import JobConflict
+from services.datasets import UploadTooLarge, human_size
+from services.jobs import BadSessionId, JobConflict
 from services.runs import RunNotFound
 
 log = logging.getLogger("grpo_studio.web")
@@ -69,6 +69,7 @@ def int_arg(name: str, default: int, low: int = 0, high: int = 100_000) -> int:
 # exception -> (status, field attribute) ; a message a person can act on is the exception's text
 DOMAIN_ERRORS: tuple[tuple[type[Exception], int], ...] = (
     (ConfigError, 400), (DatasetError, 400), (RewardError, 400), (BadRequest, 400),
+    (BadSessionId, 400),
     (ConfigNotFound, 404), (RunNotFound, 404), (ConfigReadOnly, 403), (JobConflict, 409),
     (UploadTooLarge, 413),
 )
@@ -94,8 +95,8 @@ def _domain_handler(status: int) -> Any:
 
 
 def _too_large(err: RequestEntityTooLarge) -> Any:
-    limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
-    message = f"the upload is larger than the {limit // (1 << 20)} MB limit"
+    limit = current_app.config.get("MAX_UPLOAD_BYTES") or 0
+    message = f"the upload is larger than the {human_size(limit)} limit"
     return error_response(413, message, "file") if wants_json() else _page(413, message)
 
 

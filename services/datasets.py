@@ -84,7 +84,7 @@ class DatasetLibrary:
                     size += len(chunk)
                     if size > self.max_upload_bytes:
                         raise UploadTooLarge(f"the file is larger than the "
-                                             f"{self.max_upload_bytes // (1 << 20)} MB limit")
+                                             f"{human_size(self.max_upload_bytes)} limit")
                     out.write(chunk)
             os.replace(tmp, target)
         except BaseException:
@@ -141,6 +141,14 @@ class DatasetLibrary:
                 return path
         raise DatasetError("only uploaded files and bundled samples can be previewed here; "
                            "upload the file first")
+
+
+def human_size(size: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit in ("bytes", "KB") else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} GB"
 
 
 def _fields(rows: list[dict[str, Any]]) -> list[str]:

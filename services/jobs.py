@@ -1,8 +1,9 @@
 """Training jobs: every run trains in its own worker process, `python -m core.worker outputs/<id>`.
 
 Guarantees:
-- one worker per device at a time; later starts wait as `queued` and start on their own, first
-  queued first started, when the device frees (a queue position is part of each listing);
+- one worker per device at a time; every start waits as `queued` until the watcher (`tick`, every
+  quarter second) launches it, first queued first started, when its device is free (a queue
+  position is part of each listing);
 - at start every run directory is found again: a `running`/`stopping` run whose worker is gone
   becomes `interrupted` (resumable); a worker still alive from an earlier server is watched again;
 - each new line of a watched run's events.jsonl and worker.log is published once, in order, to the
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -43,6 +45,11 @@ log = logging.getLogger("grpo_studio.jobs")
 
 class JobConflict(RuntimeError):
     """The request does not fit the run's status (HTTP 409)."""
+
+
+class BadSessionId(ValueError):
+    """A client-chosen run id that cannot name a run directory (HTTP 400)."""
+    field = "session_id"
 
 
 class FileTail:
@@ -162,7 +169,7 @@ class Jobs:
     def submit(self, config: RunConfig, run_id: str | None = None, queue: bool = True) -> RunDir:
         """Create a run and queue it; with queue=False refuse (JobConflict) if its device is busy."""
         if run_id is not None and not valid_run_id(run_id):
-            raise ValueError(f"session_id {run_id!r} may use only letters, digits, '.', '_' "
+            raise BadSessionId(f"session_id {run_id!r} may use only letters, digits, '.', '_' "
                              "and '-' (at most 128)")
         with self._lock:
             device = _device(config.compute.gpu_ids)
@@ -172,9 +179,8 @@ class Jobs:
                 run = create_run(config, self.store.outputs, run_id=run_id)
             except FileExistsError:
                 raise JobConflict(f"a run with session_id {run_id!r} already exists") from None
-            run.update_state(queued_at=now_iso())
-            self._schedule()
-        return run
+            run.update_state(queued_at=queue_stamp())
+        return run  # the watcher starts it (tick), so every launch happens in one place
 
     def stop(self, run_id: str) -> str:
         with self._lock:
@@ -213,10 +219,9 @@ class Jobs:
             if run_id in self.workers or status not in RESUMABLE:
                 raise JobConflict(f"run {run_id} is {status}; only a paused, interrupted, "
                                   "cancelled or failed run can be resumed")
-            run.update_state(status="queued", queued_at=now_iso(), error=None)
+            run.update_state(status="queued", queued_at=queue_stamp(), error=None)
             run.append_event("status", status="queued")
             self._publish_status(run, "queued")
-            self._schedule()
             return "queued"
 
     # reading ----------------------------------------------------------------------------------
@@ -300,6 +305,11 @@ class Jobs:
             os.kill(worker.pid, sig)
         except ProcessLookupError:
             pass  # it just ended; the next tick notices
+
+
+def queue_stamp() -> str:
+    """When a run joined the queue, precise enough to order starts made in the same second."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
 def device_of(run: RunDir) -> str:

@@ -1,4 +1,5 @@
-"""The placeholder web app answers, and the web process never imports torch."""
+"""The web process stays light: every page and every read-only API answers without importing
+torch (training and inference live in worker processes)."""
 from __future__ import annotations
 
 import subprocess
@@ -6,19 +7,33 @@ import sys
 
 from tests.conftest import REPO
 
+PAGES_AND_APIS = """
+import sys, tempfile, pathlib
+from flask_app import create_app
+from core.config import RunConfig
+from core.run_dir import create_run
+root = pathlib.Path(tempfile.mkdtemp())
+app = create_app({"ROOT": root, "TESTING": True, "START_JOBS": False})
+client = app.test_client()
+run = create_run(RunConfig(), root / "outputs", run_id="a-run")
+run.append_event("metric", phase="grpo", step=1, reward=0.5)
+urls = [rule.rule.replace("<name>", "model").replace("<run_id>", "a-run").replace("<code>", "fr")
+        for rule in app.url_map.iter_rules()
+        if "GET" in rule.methods and "static" not in rule.rule and "<path" not in rule.rule]
+urls = [u + "?name=examples/quickstart" if u == "/api/configs/load" else u for u in urls]
+for step in ("dataset", "training", "rewards", "review"):
+    urls.append(f"/wizard/{step}")
+bad = [(u, r.status_code) for u in urls if (r := client.get(u)).status_code >= 400]
+assert not bad, bad
+assert client.post("/api/datasets/format", json={"config": {}}).status_code == 200
+assert client.post("/api/configs/validate", json={"config": {}}).status_code == 200
+print(len(urls), "torch" in sys.modules)
+"""
 
-def test_web_process_serves_home_without_importing_torch():
-    code = ("import sys; from flask_app import create_app; c = create_app().test_client(); "
-            "r = c.get('/'); assert r.status_code == 200 and b'GRPO Studio' in r.data; "
-            "import core, core.config, core.run_dir, rewards; "
-            "core.config.validate_config({'rewards': [{'name': 'answer_correct'}]}); "
-            "print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "False"
 
-
-def test_non_loopback_host_is_refused():
-    from flask_app import main
-    assert main(["--host", "0.0.0.0", "--port", "5999"]) == 2
+def test_every_page_and_api_answers_without_importing_torch():
+    out = subprocess.run([sys.executable, "-c", PAGES_AND_APIS], cwd=REPO, capture_output=True,
+                         text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-3000:]
+    count, torch_loaded = out.stdout.split()
+    assert int(count) >= 20 and torch_loaded == "False"
