@@ -68,10 +68,10 @@ class LiveServer:
         import sys
 
         import requests
-        log = (self.root / "server.log").open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "flask_app.py", "--port", str(self.port), "--root", str(self.root)],
-            cwd=REPO, stdout=log, stderr=log)
+        with (self.root / "server.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "flask_app.py", "--port", str(self.port), "--root",
+                 str(self.root)], cwd=REPO, stdout=log, stderr=log)
 
         def answers() -> bool:
             if self.process.poll() is not None:
