@@ -145,7 +145,8 @@ class Jobs:
             if pid_alive(pid) and _is_worker_of(pid, run):
                 self.workers[run.run_id] = Worker(run, device_of(run), pid)
             else:
-                _mark_interrupted(run, "the worker stopped while the server was not running")
+                self._set_status(run, "interrupted", "the worker stopped while the server was "
+                                 "not running", finished_at=now_iso())
 
     def _loop(self) -> None:
         while not self._closed.wait(self.poll_seconds):
@@ -191,9 +192,7 @@ class Jobs:
                 self._publish_status(run, "stopping")
                 return "stopping"
             if status in ("queued", "paused", "interrupted"):
-                run.update_state(status="cancelled", finished_at=now_iso())
-                run.append_event("status", status="cancelled")
-                self._publish_status(run, "cancelled")
+                self._set_status(run, "cancelled", finished_at=now_iso())
                 return "cancelled"
             raise JobConflict(f"run {run_id} is {status}; there is nothing to stop")
 
@@ -207,9 +206,7 @@ class Jobs:
                 self.requests[run_id] = "pause"
                 return "pausing"
             if status == "queued":
-                run.update_state(status="paused")
-                run.append_event("status", status="paused")
-                self._publish_status(run, "paused")
+                self._set_status(run, "paused")
                 return "paused"
             raise JobConflict(f"run {run_id} is {status}; only a running or queued run pauses")
 
@@ -219,9 +216,7 @@ class Jobs:
             if run_id in self.workers or status not in RESUMABLE:
                 raise JobConflict(f"run {run_id} is {status}; only a paused, interrupted, "
                                   "cancelled or failed run can be resumed")
-            run.update_state(status="queued", queued_at=queue_stamp(), error=None)
-            run.append_event("status", status="queued")
-            self._publish_status(run, "queued")
+            self._set_status(run, "queued", queued_at=queue_stamp())
             return "queued"
 
     # reading ----------------------------------------------------------------------------------
@@ -292,7 +287,12 @@ class Jobs:
             status = "interrupted"
             error = (f"the worker ended without finishing ({_exit_reason(code)}); "
                      "see worker.log, then resume")
-        run.update_state(status=status, error=error, finished_at=now_iso())
+        self._set_status(run, status, error, finished_at=now_iso())
+
+    def _set_status(self, run: RunDir, status: str, error: str | None = None,
+                    **changes: Any) -> None:
+        """A status change made here (no worker is writing): state.json, event, room."""
+        run.update_state(status=status, error=error, **changes)
         run.append_event("status", status=status, **({"error": error} if error else {}))
         self._publish_status(run, status, error)
 
@@ -320,11 +320,6 @@ def device_of(run: RunDir) -> str:
 def _device(gpu_ids: list[int]) -> str:
     """One run trains at a time per device; a run without gpu_ids uses the first (or the CPU)."""
     return str(gpu_ids[0]) if gpu_ids else "0"
-
-
-def _mark_interrupted(run: RunDir, error: str) -> None:
-    run.update_state(status="interrupted", error=error, finished_at=now_iso())
-    run.append_event("status", status="interrupted", error=error)
 
 
 def _exit_reason(code: int) -> str:
