@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 VARIANTS = ("grpo", "gspo", "dr_grpo", "dapo", "bnpo")
 # What each variant means in TRL's GRPOConfig terms (TRL docs: GRPO, GSPO, Dr. GRPO, DAPO, BNPO).
@@ -42,8 +43,29 @@ CUDA_ONLY_OPTIMIZERS = ("adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "
                         "paged_lion_8bit")
 
 
+# Problems found by our own checks: code -> English template (%-style). A problem carries its code
+# and params too, so the web app can show it in the reader's language (routes/i18n.py).
+MESSAGES = {
+    "unknown_choice": "unknown value %(value)s; choose one of: %(allowed)s",
+    "generation_batch": "the generation batch (%(how)s = %(batch)s) must be divisible by "
+                        "num_generations %(num_generations)s; change one of them",
+    "needs_reward": "GRPO needs at least one reward function",
+    "clip_range": "the upper clip range %(high)s is below the lower one %(low)s (for "
+                  "%(variant)s); set both",
+    "sft_pretraining": "SFT pre-training is a phase before GRPO; with algorithm 'sft' set "
+                       "training.* instead and turn pre_training off",
+    "needs_cuda": "%(what)s needs an NVIDIA GPU with CUDA; use %(instead)s on this machine",
+    "multi_gpu": "multi-GPU launch is not supported yet; choose one GPU in compute.gpu_ids",
+}
+
+
+def problem(field: str, code: str, **params: Any) -> dict[str, Any]:
+    return {"field": field, "message": MESSAGES[code] % params, "code": code, "params": params}
+
+
 class ConfigError(ValueError):
-    """A config that cannot run; `problems` is a list of {"field", "message"}."""
+    """A config that cannot run; `problems` is a list of {"field", "message"} (plus "code" and
+    "params" where the message has a known form)."""
 
     def __init__(self, problems: list[dict[str, str]]):
         self.problems = problems
@@ -57,7 +79,8 @@ class ConfigError(ValueError):
 def _one_of(allowed: tuple[str, ...]) -> Any:
     def check(value: str) -> str:
         if value not in allowed:
-            raise ValueError(f"unknown value {value!r}; choose one of: {', '.join(allowed)}")
+            raise PydanticCustomError("unknown_choice", MESSAGES["unknown_choice"].replace(
+                "%(", "{").replace(")s", "}"), {"value": repr(value), "allowed": ", ".join(allowed)})
         return value
     return check
 
@@ -231,44 +254,39 @@ def variant_settings(algorithm: "AlgorithmSection") -> dict[str, Any]:
 def _cross_field_problems(cfg: RunConfig, cuda: bool) -> list[dict[str, str]]:
     problems = []
 
-    def add(field: str, message: str) -> None:
-        problems.append({"field": field, "message": message})
+    def add(field: str, code: str, **params: Any) -> None:
+        problems.append(problem(field, code, **params))
 
     t, a = cfg.training, cfg.algorithm
     if a.name == "grpo":
         settings = variant_settings(a)
-        batch = t.batch_size * t.gradient_accumulation_steps * \
-            settings.get("steps_per_generation_factor", 1)
+        factor = settings.get("steps_per_generation_factor", 1)
+        batch = t.batch_size * t.gradient_accumulation_steps * factor
         if batch % a.num_generations:
-            add("algorithm.num_generations",
-                f"the generation batch (batch_size {t.batch_size} x gradient_accumulation_steps "
-                f"{t.gradient_accumulation_steps}"
-                + (f" x {settings['steps_per_generation_factor']} for {a.variant}"
-                   if "steps_per_generation_factor" in settings else "")
-                + f" = {batch}) must be divisible by num_generations {a.num_generations}; "
-                f"change one of them")
+            how = (f"batch_size {t.batch_size} x gradient_accumulation_steps "
+                   f"{t.gradient_accumulation_steps}" + (f" x {factor} for {a.variant}"
+                                                         if factor > 1 else ""))
+            add("algorithm.num_generations", "generation_batch", how=how, batch=batch,
+                num_generations=a.num_generations)
         if not cfg.rewards:
-            add("rewards", "GRPO needs at least one reward function")
+            add("rewards", "needs_reward")
         if settings.get("epsilon_high", settings["epsilon"]) < settings["epsilon"]:
-            add("algorithm.epsilon_high", f"the upper clip range "
-                f"{settings.get('epsilon_high')} is below the lower one {settings['epsilon']} "
-                f"(for {a.variant}); set both")
+            add("algorithm.epsilon_high", "clip_range", high=settings.get("epsilon_high"),
+                low=settings["epsilon"], variant=a.variant)
         problems.extend(_reward_problems(cfg))
     if cfg.pre_training.enabled and a.name != "grpo":
-        add("pre_training.enabled", "SFT pre-training is a phase before GRPO; with algorithm "
-            "'sft' set training.* instead and turn pre_training off")
+        add("pre_training.enabled", "sft_pretraining")
     if not cuda:
         if cfg.model.method == "qlora":
-            add("model.method", "qlora needs an NVIDIA GPU with CUDA; use 'lora' on this machine")
+            add("model.method", "needs_cuda", what="qlora", instead="'lora'")
         if t.precision == "fp16":
-            add("training.precision", "fp16 needs an NVIDIA GPU; use 'auto' or 'bf16'")
+            add("training.precision", "needs_cuda", what="fp16", instead="'auto' or 'bf16'")
         if t.optimizer in CUDA_ONLY_OPTIMIZERS:
-            add("training.optimizer", f"{t.optimizer} needs an NVIDIA GPU; use adamw_torch")
+            add("training.optimizer", "needs_cuda", what=t.optimizer, instead="adamw_torch")
+        if cfg.model.backend == "unsloth":
+            add("model.backend", "needs_cuda", what="Unsloth", instead="'auto' or 'transformers'")
     if cfg.compute.multi_gpu:
-        add("compute.multi_gpu", "multi-GPU launch is not supported yet; choose one GPU in "
-            "compute.gpu_ids")
-    if cfg.model.backend == "unsloth" and not cuda:
-        add("model.backend", "Unsloth needs an NVIDIA GPU; use 'auto' or 'transformers'")
+        add("compute.multi_gpu", "multi_gpu")
     return problems
 
 
@@ -289,13 +307,16 @@ def _reward_problems(cfg: RunConfig) -> list[dict[str, str]]:
     return problems
 
 
-def _pydantic_problems(err: ValidationError) -> list[dict[str, str]]:
+def _pydantic_problems(err: ValidationError) -> list[dict[str, Any]]:
     problems = []
     for e in err.errors():
         field = ".".join(str(p) for p in e["loc"]) or "config"
         message = "unknown field (check the spelling)" if e["type"] == "extra_forbidden" \
             else e["msg"].removeprefix("Value error, ")
-        problems.append({"field": field, "message": message})
+        params = {k: v if isinstance(v, (int, float, str)) else str(v)
+                  for k, v in (e.get("ctx") or {}).items() if k != "error"}
+        problems.append({"field": field, "message": message, "code": e["type"],
+                         "params": params})
     return problems
 
 

@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from core.config import ConfigError
 from core.datasets import DatasetError
 from rewards import RewardError
+from routes.i18n import localized_problems
 from services.app import AppServices
 from services.configs import ConfigNotFound, ConfigReadOnly
 from services.datasets import UploadTooLarge, human_size
@@ -86,8 +87,11 @@ def register_error_handlers(app: Flask) -> None:
 def _domain_handler(status: int) -> Any:
     def handle(err: Exception) -> Any:
         field = getattr(err, "field", None)
-        extra = {"problems": err.problems} if isinstance(err, ConfigError) else {}
         message = err.args[0] if err.args and isinstance(err.args[0], str) else str(err)
+        extra = {}
+        if isinstance(err, ConfigError):
+            extra["problems"] = localized_problems(err.problems)
+            message = "; ".join(f"{p['field']}: {p['message']}" for p in extra["problems"])
         if wants_json():
             return error_response(status, message, field, **extra)
         return _page(status, message)

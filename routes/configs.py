@@ -8,6 +8,7 @@ from flask import Blueprint, jsonify, render_template, request
 
 from core.config import ConfigError, validate_config
 from routes.common import BadRequest, json_body, services
+from routes.i18n import localized_problems
 
 bp = Blueprint("configs", __name__)
 
@@ -46,7 +47,7 @@ def validate() -> Any:
     try:
         cfg = validate_config(json_body().get("config"))
     except ConfigError as err:
-        return jsonify({"valid": False, "problems": err.problems})
+        return jsonify({"valid": False, "problems": localized_problems(err.problems)})
     return jsonify({"valid": True, "problems": [], "config": cfg.model_dump(mode="json")})
 
 

@@ -64,3 +64,50 @@ def init_i18n(app: Flask) -> None:
         return {"languages": LANGUAGES, "current_language": str(get_locale() or "en"),
                 "js_translations": js_translations()}
 
+
+
+def N_(text: str) -> str:
+    """Marks a text for extraction; it is translated where it is shown."""
+    return text
+
+
+# pydantic's own error types, in words the wizard shows at a field (ours are core.config.MESSAGES)
+PYDANTIC_MESSAGES = {
+    "greater_than": N_("must be greater than %(gt)s"),
+    "greater_than_equal": N_("must be at least %(ge)s"),
+    "less_than": N_("must be less than %(lt)s"),
+    "less_than_equal": N_("must be at most %(le)s"),
+    "int_parsing": N_("must be a whole number"),
+    "int_type": N_("must be a whole number"),
+    "int_from_float": N_("must be a whole number"),
+    "float_parsing": N_("must be a number"),
+    "float_type": N_("must be a number"),
+    "bool_parsing": N_("must be true or false"),
+    "bool_type": N_("must be true or false"),
+    "string_type": N_("must be text"),
+    "string_too_short": N_("must have at least %(min_length)s characters"),
+    "string_too_long": N_("must have at most %(max_length)s characters"),
+    "too_long": N_("must have at most %(max_length)s items"),
+    "list_type": N_("must be a list"),
+    "model_type": N_("must be an object"),
+    "dict_type": N_("must be an object"),
+    "literal_error": N_("choose one of: %(expected)s"),
+    "extra_forbidden": N_("unknown field (check the spelling)"),
+    "missing": N_("this field is required"),
+}
+
+
+def localized_problems(problems: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each config problem in the reader's language where its form is known."""
+    from core.config import MESSAGES
+    shown = []
+    for problem in problems:
+        template = MESSAGES.get(problem.get("code", "")) or \
+            PYDANTIC_MESSAGES.get(problem.get("code", ""))
+        if template:
+            try:
+                problem = {**problem, "message": gettext(template, **problem.get("params", {}))}
+            except (KeyError, ValueError, TypeError):
+                pass  # a template whose params did not come: keep the English message
+        shown.append(problem)
+    return shown

@@ -7,6 +7,7 @@ from flask import Blueprint, jsonify, render_template
 
 from core.config import validate_config
 from routes.common import BadRequest, int_arg, json_body, services
+from routes.i18n import localized_problems
 
 bp = Blueprint("training", __name__)
 
@@ -27,7 +28,7 @@ def config_page(run_id: str) -> str:
     svc = services()
     run = svc.runs.run(run_id)
     return render_template("run_config.html", run_id=run.run_id, config=svc.runs.config(run),
-                           problems=svc.runs.config_problems(run))
+                           problems=localized_problems(svc.runs.config_problems(run)))
 
 
 @bp.post("/api/training/start")

@@ -98,3 +98,22 @@ def test_every_wizard_help_text_is_shown_translated(french_pages):
     training = french_pages["/wizard/training"]
     assert catalog["Peak learning rate."] in training
     assert "Peak learning rate." not in training
+
+
+@pytest.mark.parametrize("config, field, french", [
+    ({"training": {"learning_rate": 0}}, "training.learning_rate", "doit être supérieur à 0"),
+    ({"training": {"optimizer": "adam"}}, "training.optimizer", "valeur inconnue 'adam'"),
+    ({"training": {"batch_size": 3}}, "algorithm.num_generations", "doit être divisible"),
+    ({"modle": {}}, "modle", "champ inconnu"),
+])
+def test_validation_messages_are_shown_in_french(tmp_path, config, field, french):
+    app = create_app({"ROOT": tmp_path, "TESTING": True, "START_JOBS": False})
+    client = app.test_client()
+    client.set_cookie("lang", "fr")
+    problems = client.post("/api/configs/validate", json={"config": config}).json["problems"]
+    shown = {p["field"]: p["message"] for p in problems}
+    assert french in shown[field]
+    client.set_cookie("lang", "en")
+    english = client.post("/api/configs/validate", json={"config": config}).json["problems"]
+    assert french not in {p["field"]: p["message"] for p in english}[field]
+    app.extensions["grpo_studio"].jobs.close()

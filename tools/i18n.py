@@ -49,6 +49,11 @@ def schema_texts() -> Iterator[str]:
     yield from walk(RunConfig)
 
 
+def config_messages() -> Iterator[str]:
+    from core.config import MESSAGES
+    yield from MESSAGES.values()
+
+
 def registry_texts() -> Iterator[str]:
     from rewards import list_rewards
     for spec in list_rewards():
@@ -67,7 +72,7 @@ def all_texts() -> list[str]:
     found = list(_extract("templates", "jinja2", "**.html", {"_": None, "gettext": None}))
     for folder in ("routes", "services"):
         found += list(_extract(folder, "python", "**.py", PY_KEYWORDS))
-    found += list(schema_texts()) + js_texts()
+    found += list(schema_texts()) + list(config_messages()) + js_texts()
     return sorted(set(found))
 
 

@@ -137,7 +137,7 @@ def test_wizard_walk_start_stop_and_reload(page: Page, live_server: Any, tiny_mo
     run_id = page.url.rstrip("/").rsplit("/", 1)[1]
     expect(page.locator("#monitor")).to_have_attribute("data-run-id", run_id)
     wait_points(page, 2, WORKER_START_MS)
-    expect(page.locator("#monitor")).to_have_attribute("data-status", "running")
+    expect(page.locator("#stat-step")).to_contain_text("/ 200")
     expect(page.locator("#chart-reward")).to_be_visible()
     drawn = page.evaluate("() => Chart.getChart('chart-reward').data.datasets[0].data"
                           ".filter(v => typeof v === 'number').length")
