@@ -71,11 +71,14 @@ class RunStore:
         size = _size(run.events_path)
         with self._lock:
             cached = self._summaries.get(run.run_id)
-            if cached and cached[0] == size:
-                return cached[1]
-        summary = summarise(list(run.iter_events()))
-        with self._lock:
-            self._summaries[run.run_id] = (size, summary)
+        if not cached or cached[0] != size:
+            cached = (size, summarise(list(run.iter_events())))
+            with self._lock:
+                self._summaries[run.run_id] = cached
+        summary = dict(cached[1])
+        closed, since = summary.pop("_closed_seconds"), summary.pop("_running_since")
+        # a running run's time moves on between events
+        summary["active_seconds"] = round(closed + (time.time() - since if since else 0.0), 1)
         return summary
 
     def metrics_since(self, run: RunDir, since: int = 0) -> dict[str, Any]:
@@ -122,14 +125,15 @@ def summarise(events: list[dict[str, Any]]) -> dict[str, Any]:
     history = metric_history(events)
     rewards = [e["reward"] for e in history if isinstance(e.get("reward"), (int, float))]
     last = history[-1] if history else {}
+    closed, since = running_time(events)
     return {"best_reward": max(rewards) if rewards else None,
             "last_metrics": _metric_values(last),
             "num_tokens": last.get("num_tokens"),
-            "active_seconds": active_seconds(events)}
+            "_closed_seconds": closed, "_running_since": since}
 
 
-def active_seconds(events: Iterable[dict[str, Any]], now: float | None = None) -> float:
-    """Time between each `running` status event and the status event that ended it."""
+def running_time(events: Iterable[dict[str, Any]]) -> tuple[float, float | None]:
+    """Seconds of the finished running stretches, and when the open one began (or None)."""
     total, since = 0.0, None
     for e in events:
         if e.get("type") != "status":
@@ -139,9 +143,7 @@ def active_seconds(events: Iterable[dict[str, Any]], now: float | None = None) -
         elif since is not None:
             total += e.get("time", since) - since
             since = None
-    if since is not None:
-        total += (now or time.time()) - since
-    return round(total, 1)
+    return total, since
 
 
 def _metric_values(event: dict[str, Any]) -> dict[str, Any]:

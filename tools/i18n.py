@@ -29,8 +29,10 @@ PY_KEYWORDS = {"_": None, "_l": None, "N_": None, "gettext": None, "lazy_gettext
 
 
 def _extract(folder: str, method: str, pattern: str, keywords: dict[str, Any]) -> Iterator[str]:
+    options = {pattern: {"parse_template_string": True}} if method == "javascript" else {}
     for _file, _line, message, _comments, _context in extract_from_dir(
-            REPO / folder, method_map=[(pattern, method)], keywords=keywords):
+            REPO / folder, method_map=[(pattern, method)], options_map=options,
+            keywords=keywords):
         if isinstance(message, str) and message:
             yield message
 

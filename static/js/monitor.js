@@ -100,7 +100,7 @@ function showHeader() {
   document.getElementById("stat-phase").textContent = phaseText(state.phase);
   document.getElementById("stat-step").textContent = state.total_steps ? `${state.step ?? 0} / ${state.total_steps}` : (state.step ?? "–");
   document.getElementById("stat-eta").textContent = status === "running" ? formatDuration(state.eta_seconds) : "–";
-  document.getElementById("stat-elapsed").textContent = formatDuration(state.active_seconds);
+  tickClock();
   document.getElementById("stat-tokens").textContent = formatNumber(lastMetrics.num_tokens ?? state.num_tokens, 0);
   document.getElementById("stat-best").textContent = formatNumber(bestReward ?? state.best_reward);
   const queue = state.queue_position ? ` (${t("position in queue")}: ${state.queue_position})` : "";
@@ -113,11 +113,9 @@ function showHeader() {
 
 let clockStarted = null;
 function tickClock() {
-  // elapsed time moves between updates while running
-  if (state.status === "running" && clockStarted !== null) {
-    const extra = (Date.now() - clockStarted) / 1000;
-    document.getElementById("stat-elapsed").textContent = formatDuration((state.active_seconds || 0) + extra);
-  }
+  // elapsed time moves on between state reads while the run is running
+  const extra = state.status === "running" && clockStarted !== null ? (Date.now() - clockStarted) / 1000 : 0;
+  document.getElementById("stat-elapsed").textContent = formatDuration((state.active_seconds || 0) + extra);
 }
 
 async function refreshState() {
@@ -187,14 +185,22 @@ let pending = [];
 function applyUpdate(u) {
   addPoint(u.phase, u.step, u.metrics);
   redraw();
-  Object.assign(state, { step: u.step, total_steps: u.total_steps, phase: u.phase, eta_seconds: u.eta_seconds });
+  // a step is logged only while training runs, whatever status was read before
+  Object.assign(state, { step: u.step, total_steps: u.total_steps, phase: u.phase, eta_seconds: u.eta_seconds, status: "running" });
   showHeader();
 }
 
+/** Join the run's room; resolves once the server has acknowledged it (from then on nothing the
+ * run publishes is missed, so state and history read afterwards are complete). */
 function follow() {
   const io = socket();
-  const join = () => io.emit("join_session", { session_id: runId });
-  io.on("connect", join);
+  let joined;
+  const ready = new Promise((resolve) => { joined = resolve; });
+  const join = () => io.emit("join_session", { session_id: runId }, (ack) => {
+    if (ack?.ok) joined();
+    else toast(ack?.error || t("The server cannot be reached."), "error");
+  });
+  io.on("connect", join);  // also after a reconnection
   if (io.connected) join();
   io.on("training_update", (u) => {
     if (u.session_id !== runId) return;
@@ -209,14 +215,15 @@ function follow() {
   io.on("training_event", (e) => {
     if (e.session_id === runId && e.type === "resume") refreshState();
   });
+  return ready;
 }
 
 async function main() {
   makeCharts();
   setUpControls();
   try {
+    await follow();
     await refreshState();
-    follow();
     await loadHistory();
     const waiting = pending;
     pending = null;

@@ -295,15 +295,22 @@ async function datasetStep() {
   await preview();
 }
 
+// previews answer out of order when the choice changes quickly: only the latest request's answer
+// is shown
+let previewRequest = 0;
+let formatRequest = 0;
+
 async function preview() {
-  const d = draft.dataset;
+  const d = structuredClone(draft.dataset);
+  const request = ++previewRequest;
   const error = document.getElementById("preview-error");
   const table = document.getElementById("preview-table");
-  error.textContent = "";
-  table.replaceChildren();
   try {
     const result = await api("POST", "/api/datasets/preview", {
       source: d.source, path: d.path, config: d.config_name, split: d.split, mapping: d.mapping || {}, samples: 5 });
+    if (request !== previewRequest) return;
+    error.textContent = "";
+    table.replaceChildren();
     const head = el("tr");
     result.fields.forEach((f) => head.append(el("th", f)));
     table.append(el("thead"), el("tbody"));
@@ -316,6 +323,8 @@ async function preview() {
     fillMapping(result.fields, result.suggested_mapping);
     localStorage.setItem(FIELDS_KEY, JSON.stringify({ path: d.path, fields: result.fields, suggested: result.suggested_mapping }));
   } catch (err) {
+    if (request !== previewRequest) return;
+    table.replaceChildren();
     error.textContent = err.message;
   }
   await formatPreview();
@@ -338,15 +347,17 @@ function fillMapping(fields, suggested) {
 
 async function formatPreview() {
   const error = document.getElementById("format-error");
-  error.textContent = "";
+  const request = ++formatRequest;
   try {
-    const result = await api("POST", "/api/datasets/format", { config: draft });
+    const result = await api("POST", "/api/datasets/format", { config: structuredClone(draft) });
+    if (request !== formatRequest) return;
+    error.textContent = "";
     document.getElementById("format-prompt").textContent = result.prompt ??
       `${t("The model's chat template is applied when training starts.")}\n\n${JSON.stringify(result.messages, null, 2)}`;
     document.getElementById("format-response").textContent = result.response || "–";
     document.getElementById("format-reference").textContent = result.reference ?? "–";
   } catch (err) {
-    error.textContent = err.message;
+    if (request === formatRequest) error.textContent = err.message;
   }
 }
 
@@ -492,15 +503,16 @@ function reviewStep() {
     }
   });
   document.getElementById("start-training").addEventListener("click", async (event) => {
-    event.currentTarget.disabled = true;
+    const button = event.currentTarget;
+    button.disabled = true;
     const error = document.getElementById("start-error");
     error.textContent = "";
     try {
       const { session_id: id } = await api("POST", "/api/training/start", { config: draft });
       window.location.href = `/runs/${encodeURIComponent(id)}`;
     } catch (err) {
-      error.textContent = err.field ? `${err.field}: ${err.message}` : err.message;
-      event.currentTarget.disabled = false;
+      error.textContent = err.message;
+      button.disabled = false;
     }
   });
 }

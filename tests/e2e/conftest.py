@@ -3,9 +3,7 @@ download is never used), a fresh context (cookies, localStorage) and page per te
 JavaScript errors each page raised, which fail the test that caused them."""
 from __future__ import annotations
 
-import gc
 import shutil
-import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -37,20 +35,6 @@ def browser() -> Iterator[Any]:
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
-
-
-@pytest.fixture
-def live_server(live_server: Any) -> Any:
-    """The shared `live_server`, minus the file object its `start()` leaves open: it opens
-    server.log for the child's output and never closes it, and the object lingers in a reference
-    cycle until some later garbage collection, where its ResourceWarning becomes an unraisable
-    exception that fails whichever test is running then (filterwarnings = error). The child has
-    its own copy of the descriptor, so collecting the object now (quietly) changes nothing else.
-    Remove once tests/conftest.py closes the file."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
-    return live_server
 
 
 @pytest.fixture

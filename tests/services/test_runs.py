@@ -8,7 +8,7 @@ import pytest
 from core.config import RunConfig
 from core.files import write_json_atomic
 from core.run_dir import RunDir, create_run
-from services.runs import RunNotFound, RunStore, active_seconds, tail_lines, valid_run_id
+from services.runs import RunNotFound, RunStore, running_time, tail_lines, valid_run_id
 
 
 def make_run(root: Path, run_id: str = "run-1") -> RunDir:
@@ -62,15 +62,15 @@ def test_summary_has_best_reward_and_is_recomputed_when_events_grow(tmp_path):
     assert summary["best_reward"] == 0.75 and summary["num_tokens"] == 250
 
 
-def test_active_seconds_sum_every_running_stretch():
+def test_running_time_sums_every_finished_stretch_and_names_the_open_one():
     events = [{"type": "status", "status": "running", "time": 100.0},
               {"type": "metric", "time": 105.0},
               {"type": "status", "status": "paused", "time": 110.0},
               {"type": "status", "status": "queued", "time": 200.0},
               {"type": "status", "status": "running", "time": 300.0},
               {"type": "status", "status": "completed", "time": 305.0}]
-    assert active_seconds(events) == 15.0
-    assert active_seconds(events[:5], now=320.0) == 30.0  # still running at `now`
+    assert running_time(events) == (15.0, None)
+    assert running_time(events[:5]) == (10.0, 300.0)    # still running since 300
 
 
 def test_samples_come_newest_first_with_paging(tmp_path):
