@@ -99,7 +99,8 @@ function showHeader() {
   document.getElementById("run-name").textContent = state.name || "";
   document.getElementById("stat-phase").textContent = phaseText(state.phase);
   document.getElementById("stat-step").textContent = state.total_steps ? `${state.step ?? 0} / ${state.total_steps}` : (state.step ?? "–");
-  document.getElementById("stat-eta").textContent = status === "running" ? formatDuration(state.eta_seconds) : "–";
+  // before a phase's first step there is nothing to estimate from
+  document.getElementById("stat-eta").textContent = status === "running" && state.step > 0 ? formatDuration(state.eta_seconds) : "–";
   tickClock();
   document.getElementById("stat-tokens").textContent = formatNumber(lastMetrics.num_tokens ?? state.num_tokens, 0);
   document.getElementById("stat-best").textContent = formatNumber(bestReward ?? state.best_reward);
