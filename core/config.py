@@ -320,6 +320,18 @@ def _pydantic_problems(err: ValidationError) -> list[dict[str, Any]]:
     return problems
 
 
+def validate_section(section: type[_Section], data: Any, prefix: str) -> Any:
+    """One section on its own (e.g. `dataset` for a preview); problems named `<prefix>.<field>`."""
+    try:
+        return section.model_validate({} if data is None else data)
+    except ValidationError as err:
+        problems = _pydantic_problems(err)
+        for problem in problems:
+            problem["field"] = prefix if problem["field"] == "config" else \
+                f"{prefix}.{problem['field']}"
+        raise ConfigError(problems) from None
+
+
 def validate_config(data: dict[str, Any] | RunConfig, cuda: bool | None = None) -> RunConfig:
     """Parse and check a config; raise ConfigError listing every problem with its field."""
     if isinstance(data, RunConfig):

@@ -62,13 +62,17 @@ def load_rows(section: DatasetSection) -> Any:
     return ds
 
 
+def builtin_path(name: str) -> Path:
+    """The file of a bundled sample, by name only (a name is never a path)."""
+    if name not in builtin_datasets():
+        raise DatasetError(f"no bundled dataset named {name!r}; available: "
+                           f"{', '.join(builtin_datasets())}")
+    return BUILTIN_DIR / f"{name}.jsonl"
+
+
 def _file_path(section: DatasetSection) -> Path:
     if section.source == "builtin":
-        path = BUILTIN_DIR / f"{section.path}.jsonl"
-        if not path.is_file():
-            raise DatasetError(f"no bundled dataset named {section.path!r}; available: "
-                               f"{', '.join(builtin_datasets())}")
-        return path
+        return builtin_path(section.path)
     path = Path(section.path).expanduser()
     if not path.is_file():
         raise DatasetError(f"dataset file not found: {path}")

@@ -32,6 +32,11 @@ def head_rows(path: Path, count: int) -> list[dict[str, Any]]:
         return list(islice(readers[suffix](path), count))
     except UnicodeDecodeError as err:
         raise DatasetError(f"{path.name} is not UTF-8 text (byte {err.start})") from None
+    except DatasetError:
+        raise
+    except Exception as err:  # csv.Error, pyarrow's ArrowInvalid...: a file that is not what it says
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise DatasetError(f"cannot read {path.name} as {suffix.lstrip('.')}: {reason}") from None
 
 
 def _jsonl_rows(path: Path) -> Iterator[dict[str, Any]]:

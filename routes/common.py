@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from core.config import ConfigError
-from core.datasets import DatasetError
-from rewards import RewardError
 from routes.i18n import localized_problems
 from services.app import AppServices
-from services.configs import ConfigNotFound, ConfigReadOnly
-from services.datasets import UploadTooLarge, human_size
-from services.jobs import BadSessionId, JobConflict
-from services.runs import RunNotFound
+from services.datasets import human_size
+from services.errors import (BadSessionId, ConfigError, ConfigNotFound, ConfigReadOnly,
+                             DatasetError, JobConflict, RewardError, RunNotFound, UploadTooLarge)
 
 log = logging.getLogger("grpo_studio.web")
 
@@ -65,6 +62,15 @@ def int_arg(name: str, default: int, low: int = 0, high: int = 100_000) -> int:
     if not low <= value <= high:
         raise BadRequest(f"{name} must be between {low} and {high}", field=name)
     return value
+
+
+def safe_next(target: str | None) -> str:
+    """A path on this site to go back to after a redirect, else "/": never another host
+    (`//host`, `/\\host`, a scheme) and nothing a browser might read as one."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target \
+            or any(ord(ch) < 32 for ch in target) or urlsplit(target).netloc:
+        return "/"
+    return target
 
 
 # exception -> (status, field attribute) ; a message a person can act on is the exception's text

@@ -9,12 +9,12 @@ import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, redirect, request
 from flask_babel import get_locale, gettext
 
 from routes.extensions import babel
+from services.catalog import N_
 
 LANGUAGES = {"en": "English", "fr": "Français"}
 COOKIE = "lang"
@@ -44,11 +44,8 @@ def js_translations() -> dict[str, str]:
 
 @bp.get("/language/<code>")
 def choose_language(code: str) -> Any:
-    target = request.args.get("next") or "/"
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        target = "/"  # only a path on this site: no open redirect
-    response = redirect(target)
+    from routes.common import safe_next
+    response = redirect(safe_next(request.args.get("next")))
     if code in LANGUAGES:
         response.set_cookie(COOKIE, code, max_age=365 * 24 * 3600, samesite="Lax", httponly=True)
     return response
@@ -64,11 +61,6 @@ def init_i18n(app: Flask) -> None:
         return {"languages": LANGUAGES, "current_language": str(get_locale() or "en"),
                 "js_translations": js_translations()}
 
-
-
-def N_(text: str) -> str:
-    """Marks a text for extraction; it is translated where it is shown."""
-    return text
 
 
 # pydantic's own error types, in words the wizard shows at a field (ours are core.config.MESSAGES)

@@ -8,7 +8,11 @@ handshake needs it too. A POST/PUT/PATCH/DELETE whose `Origin` is not this serve
 browser marks `Sec-Fetch-Site: cross-site`, is refused with 403. Socket.IO keeps its same-origin
 default (no `cors_allowed_origins="*"`).
 
-Does not: the Host-header allow-list and the full checklist (the security issue).
+Without a token (loopback), the `Host` header must name this machine (localhost, 127.0.0.1, [::1]),
+so a page on another domain that re-resolves its name to 127.0.0.1 (DNS rebinding) is refused,
+requests and Socket.IO handshake alike. With a token, the token is the boundary.
+
+Does not: the full checklist (the security issue).
 """
 from __future__ import annotations
 
@@ -16,13 +20,14 @@ import hmac
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, current_app, redirect, render_template, request
+from flask import Blueprint, Flask, current_app, redirect, render_template, request, url_for
 
-from routes.common import error_response, wants_json
+from routes.common import error_response, safe_next, wants_json
 
 COOKIE = "grpo_studio_token"
 OPEN_ENDPOINTS = ("static", "security.login")
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]", "::1")
 
 bp = Blueprint("security", __name__)
 
@@ -40,7 +45,18 @@ def request_token() -> str | None:
             or request.cookies.get(COOKIE))
 
 
+def known_host() -> bool:
+    """With a token anything may be the host name; without one only this machine's names."""
+    if current_app.config.get("ACCESS_TOKEN"):
+        return True
+    host = request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host
+    return host.lower() in LOOPBACK_HOSTS
+
+
 def check_request() -> Any:
+    if not known_host():
+        return error_response(403, "refused: unknown Host header (open the app at "
+                                   "http://localhost or http://127.0.0.1)")
     if request.method in UNSAFE_METHODS and foreign_origin():
         return error_response(403, "refused: the request comes from another site")
     if not current_app.config.get("ACCESS_TOKEN") or request.endpoint in OPEN_ENDPOINTS:
@@ -49,7 +65,7 @@ def check_request() -> Any:
         return None
     if wants_json():
         return error_response(401, "this server needs its access token (printed at start)")
-    return redirect(f"/login?next={request.full_path.rstrip('?')}")
+    return redirect(url_for("security.login", next=request.full_path.rstrip("?")))
 
 
 def foreign_origin() -> bool:
@@ -64,9 +80,7 @@ def foreign_origin() -> bool:
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
     token = request.values.get("token")
-    target = request.values.get("next") or "/"
-    if not target.startswith("/") or target.startswith("//"):
-        target = "/"
+    target = safe_next(request.values.get("next"))
     if token is not None and token_matches(token):
         response = redirect(target)
         response.set_cookie(COOKIE, token, httponly=True, samesite="Strict")
@@ -78,7 +92,7 @@ def login() -> Any:
 def socket_allowed(auth: Any) -> bool:
     """The Socket.IO handshake: allowed without a token configured, else with the token."""
     if not current_app.config.get("ACCESS_TOKEN"):
-        return True
+        return known_host()
     given = auth.get("token") if isinstance(auth, dict) else None
     return token_matches(given or request_token())
 

@@ -9,9 +9,11 @@ Does not: reach the hub (downloads happen in the worker or the models page) or i
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from core.datasets import BUILTIN_DIR
+from core.default_model import default_model_dir
 
 
 def N_(text: str) -> str:
@@ -87,3 +89,13 @@ def builtin_datasets() -> list[dict[str, Any]]:
         found.append({"id": path.stem, "name": path.stem, "format": "jsonl", "rows": rows,
                       "source": "builtin"})
     return found
+
+
+def local_model_dir(name: str) -> Path | None:
+    """The folder holding `name` on this machine (the converted default model, or a local path),
+    or None for a hub id that has not been downloaded."""
+    if name == DEFAULT_MODEL:
+        folder = default_model_dir()
+        return folder if folder.is_dir() else None
+    path = Path(name).expanduser()
+    return path if path.is_dir() and (path / "config.json").is_file() else None

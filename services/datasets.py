@@ -3,7 +3,7 @@ of rows with the suggested field mapping, and one prompt formatted exactly as tr
 
 Guarantees: an upload is streamed to a temporary file in the uploads folder and renamed to a
 server-chosen name (`<id><ext>`) only once complete and within the size limit; nothing is left
-behind otherwise; the original file name is kept as a label in `<id>.json`. Previews read only the
+behind otherwise; the original file name is kept as a label in `<id>.meta.json`. Previews read only the
 first rows. Files are addressed by id; a request path is accepted only inside the uploads folder
 or the bundled samples. The formatted prompt uses transformers' own chat-template renderer (a
 sandboxed Jinja environment) with the model's template, so it is the string the trainer builds.
@@ -18,14 +18,16 @@ import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from core.config import DatasetSection, TemplateSection
-from core.datasets import BUILTIN_DIR, DatasetError, detect_mapping, hub_failure, to_example
+from core.config import DatasetSection, TemplateSection, validate_section
+from core.datasets import (BUILTIN_DIR, DatasetError, builtin_path, detect_mapping, hub_failure,
+                           to_example)
 from core.files import read_json, resolve_inside, write_json_atomic
 from core.formats import READABLE, head_rows
 from core.run_dir import now_iso
 from services.catalog import DATASETS, builtin_datasets
 
 CHUNK = 1 << 20
+META_SUFFIX = ".meta.json"  # beside `<id><ext>`; never `<id>.json`, which a JSON upload may be
 
 
 class UploadTooLarge(ValueError):
@@ -47,7 +49,7 @@ class DatasetLibrary:
 
     def uploads(self) -> list[dict[str, Any]]:
         found = []
-        for meta_path in sorted(self.uploads_dir.glob("*.json")):
+        for meta_path in sorted(self.uploads_dir.glob(f"*{META_SUFFIX}")):
             meta = read_json(meta_path, default=None)
             if isinstance(meta, dict) and (self.uploads_dir / meta.get("file", "")).is_file():
                 found.append({**meta, "source": "file",
@@ -68,10 +70,12 @@ class DatasetLibrary:
                 "format": suffix.lstrip("."), "size": size, "uploaded_at": now_iso()}
         try:
             rows = head_rows(target, 5)
-        except DatasetError as err:
-            target.unlink()
-            raise DatasetError(str(err), field="file") from None
-        write_json_atomic(self.uploads_dir / f"{upload_id}.json", meta)
+            write_json_atomic(self.uploads_dir / f"{upload_id}{META_SUFFIX}", meta)
+        except BaseException as err:
+            target.unlink(missing_ok=True)
+            if isinstance(err, DatasetError):
+                raise DatasetError(str(err), field="file") from None
+            raise
         return {**meta, "source": "file", "path": str(target.resolve()),
                 "fields": _fields(rows), "rows": None, "errors": []}
 
@@ -93,6 +97,22 @@ class DatasetLibrary:
         return size
 
     # previews -------------------------------------------------------------------------------
+    def section_for(self, body: dict[str, Any]) -> DatasetSection:
+        """A dataset section from `{"source", "path", "config", "split", "mapping"}`, or from
+        `{"id"}` naming a bundled sample, a catalog entry or an upload."""
+        if "id" in body and "path" not in body:
+            found = [d for d in self.list() if d["id"] == body["id"]]
+            if not found:
+                raise DatasetError(f"no dataset with id {body['id']!r}", field="id")
+            entry = found[0]
+            body = {**body, "source": entry["source"], "path": entry.get("path", entry["id"]),
+                    "config": entry.get("config_name"), "split": entry.get("split", "train")}
+        return validate_section(DatasetSection, {
+            "source": body.get("source", "file"), "path": body.get("path") or "",
+            "config_name": body.get("config") or body.get("config_name"),
+            "split": body.get("split") or "train", "mapping": body.get("mapping") or {}},
+            "dataset")
+
     def preview(self, section: DatasetSection, samples: int = 5) -> dict[str, Any]:
         rows = self._head(section, samples)
         fields = _fields(rows)
@@ -128,10 +148,7 @@ class DatasetLibrary:
 
     def _local_path(self, section: DatasetSection) -> Path:
         if section.source == "builtin":
-            path = BUILTIN_DIR / f"{section.path}.jsonl"
-            if not path.is_file():
-                raise DatasetError(f"no bundled dataset named {section.path!r}")
-            return path
+            return builtin_path(section.path)
         for root in (self.uploads_dir, BUILTIN_DIR):
             try:
                 path = resolve_inside(root, section.path)

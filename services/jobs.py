@@ -3,13 +3,17 @@
 Guarantees:
 - one worker per device at a time; every start waits as `queued` until the watcher (`tick`, every
   quarter second) launches it, first queued first started, when its device is free (a queue
-  position is part of each listing);
+  position is part of each listing). The queue is kept in memory (only this service makes a run
+  `queued`) and rebuilt from the run directories at start;
 - at start every run directory is found again: a `running`/`stopping` run whose worker is gone
-  becomes `interrupted` (resumable); a worker still alive from an earlier server is watched again;
+  becomes `interrupted` (resumable); a worker still alive from an earlier server (its pid is in
+  `worker.pid`) is watched again; an unreadable run directory is skipped and logged;
 - each new line of a watched run's events.jsonl and worker.log is published once, in order, to the
   run's room (`publish(event, payload, room)`), mapped as API.md's Socket.IO table says;
-- Stop sends SIGTERM (checkpoint, `cancelled`), Pause SIGUSR1 (checkpoint, `paused`); Resume queues
-  the run again and the worker continues from its newest complete checkpoint;
+- Stop sends SIGTERM to the worker's process group (checkpoint, `cancelled`); a second Stop while it
+  is stopping kills the group at once (SIGKILL: the newest complete checkpoint stays). Pause sends
+  SIGUSR1 (checkpoint, `paused`); Resume queues the run again and the worker continues from its
+  newest complete checkpoint;
 - workers are told the server's pid and pause by themselves when the server dies (core/worker.py);
 - a worker that dies without writing its end (killed, out of memory) is marked `interrupted` with
   its exit status named.
@@ -25,7 +29,7 @@ import signal
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -38,6 +42,7 @@ from services.runs import RunStore, valid_run_id
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESUMABLE = ("paused", "interrupted", "cancelled", "failed")
+LAUNCH_PID_FILE = "worker.pid"
 LIVE = ("running", "stopping")
 Publish = Callable[[str, dict[str, Any], str], None]
 log = logging.getLogger("grpo_studio.jobs")
@@ -79,12 +84,12 @@ class Worker:
     device: str
     pid: int
     process: subprocess.Popen | None = None
-    events: FileTail = field(init=False)
-    log: FileTail = field(init=False)
+    events: FileTail | None = None   # None: from the files' current ends
+    log: FileTail | None = None
 
     def __post_init__(self) -> None:
-        self.events = FileTail(self.run.events_path)
-        self.log = FileTail(self.run.log_path)
+        self.events = self.events or FileTail(self.run.events_path)
+        self.log = self.log or FileTail(self.run.log_path)
 
     def exit_code(self) -> int | None:
         """None while alive; the exit status (or -1 when unknown) once it ended."""
@@ -119,6 +124,7 @@ class Jobs:
         self.store, self.publish, self.python = store, publish, python
         self.poll_seconds = poll_seconds
         self.workers: dict[str, Worker] = {}   # run_id -> watched worker
+        self.queue: list[tuple[str, str]] = []  # (run_id, device), first to start first
         self.requests: dict[str, str] = {}     # run_id -> "stop" | "pause" asked of a live worker
         self._lock = threading.RLock()
         self._closed = threading.Event()
@@ -137,16 +143,18 @@ class Jobs:
             self._thread.join(timeout=5)
 
     def recover(self) -> None:
+        queued = []
         for run in self.store.runs():
-            state = run.read_state()
-            if state.get("status") not in LIVE:
-                continue
-            pid = state.get("pid")
-            if pid_alive(pid) and _is_worker_of(pid, run):
+            state = self.store.state(run)
+            pid = state.get("pid") if state.get("status") in LIVE else _launched_pid(run)
+            if pid and pid_alive(pid) and _is_worker_of(pid, run):
                 self.workers[run.run_id] = Worker(run, device_of(run), pid)
-            else:
+            elif state.get("status") in LIVE:
                 self._set_status(run, "interrupted", "the worker stopped while the server was "
                                  "not running", finished_at=now_iso())
+            elif state.get("status") == "queued":
+                queued.append((state.get("queued_at") or state.get("created_at") or "", run))
+        self.queue = [(run.run_id, device_of(run)) for _, run in sorted(queued, key=_first)]
 
     def _loop(self) -> None:
         while not self._closed.wait(self.poll_seconds):
@@ -174,24 +182,27 @@ class Jobs:
                              "and '-' (at most 128)")
         with self._lock:
             device = _device(config.compute.gpu_ids)
-            if not queue and (self._busy(device) or self.queued()):
+            if not queue and (self._busy(device) or any(d == device for _, d in self.queue)):
                 raise JobConflict(f"device {device} is busy and queueing is off")
             try:
                 run = create_run(config, self.store.outputs, run_id=run_id)
             except FileExistsError:
                 raise JobConflict(f"a run with session_id {run_id!r} already exists") from None
             run.update_state(queued_at=queue_stamp())
+            self.queue.append((run.run_id, device))
         return run  # the watcher starts it (tick), so every launch happens in one place
 
     def stop(self, run_id: str) -> str:
         with self._lock:
             run, status = self._run_status(run_id)
-            if run_id in self.workers:
-                self._signal(self.workers[run_id], signal.SIGTERM)
+            if run_id in self.workers and status in LIVE + ("queued",):
+                force = self.requests.get(run_id) == "stop"
+                self._signal(self.workers[run_id], signal.SIGKILL if force else signal.SIGTERM)
                 self.requests[run_id] = "stop"
                 self._publish_status(run, "stopping")
-                return "stopping"
-            if status in ("queued", "paused", "interrupted"):
+                return "killed" if force else "stopping"
+            if run_id not in self.workers and status in ("queued", "paused", "interrupted"):
+                self._unqueue(run_id)
                 self._set_status(run, "cancelled", finished_at=now_iso())
                 return "cancelled"
             raise JobConflict(f"run {run_id} is {status}; there is nothing to stop")
@@ -199,13 +210,14 @@ class Jobs:
     def pause(self, run_id: str) -> str:
         with self._lock:
             run, status = self._run_status(run_id)
-            if run_id in self.workers:
+            if run_id in self.workers and status in LIVE + ("queued",):
                 if self.requests.get(run_id) == "stop":
                     raise JobConflict(f"run {run_id} is stopping")
                 self._signal(self.workers[run_id], signal.SIGUSR1)
                 self.requests[run_id] = "pause"
                 return "pausing"
-            if status == "queued":
+            if run_id not in self.workers and status == "queued":
+                self._unqueue(run_id)
                 self._set_status(run, "paused")
                 return "paused"
             raise JobConflict(f"run {run_id} is {status}; only a running or queued run pauses")
@@ -217,52 +229,56 @@ class Jobs:
                 raise JobConflict(f"run {run_id} is {status}; only a paused, interrupted, "
                                   "cancelled or failed run can be resumed")
             self._set_status(run, "queued", queued_at=queue_stamp())
+            self.queue.append((run_id, device_of(run)))
             return "queued"
 
     # reading ----------------------------------------------------------------------------------
-    def queued(self) -> list[RunDir]:
-        """Queued runs, first to start first."""
-        found = [(s, r) for r in self.store.runs()
-                 if (s := read_json(r.state_path, default={}) or {}).get("status") == "queued"]
-        found.sort(key=lambda sr: (sr[0].get("queued_at") or sr[0].get("created_at") or "",
-                                   sr[1].run_id))
-        return [r for _, r in found]
+    def queued(self) -> list[str]:
+        """Ids of the queued runs, first to start first."""
+        with self._lock:
+            return [run_id for run_id, _ in self.queue]
 
     def live_status(self, run_id: str, state: dict[str, Any]) -> dict[str, Any]:
-        """What the service knows beyond state.json: a stop in progress, the queue position."""
+        """What the service knows beyond state.json: a stop or pause in progress, the queue
+        position."""
         extra: dict[str, Any] = {}
-        if self.requests.get(run_id) == "stop" and state.get("status") in LIVE + ("queued",):
-            extra["status"] = "stopping"
+        asked = self.requests.get(run_id)
+        if asked and state.get("status") in LIVE + ("queued",):
+            extra["status"] = "stopping" if asked == "stop" else "pausing"
         if state.get("status") == "queued":
-            ids = [r.run_id for r in self.queued()]
+            ids = self.queued()
             extra["queue_position"] = ids.index(run_id) + 1 if run_id in ids else None
         return {**state, **extra}
 
     # internals -------------------------------------------------------------------------------
     def _run_status(self, run_id: str) -> tuple[RunDir, str]:
         run = self.store.run(run_id)
-        return run, run.read_state().get("status", "")
+        return run, self.store.state(run).get("status", "")
+
+    def _unqueue(self, run_id: str) -> None:
+        self.queue = [(r, d) for r, d in self.queue if r != run_id]
 
     def _busy(self, device: str) -> bool:
         return any(w.device == device for w in self.workers.values())
 
     def _schedule(self) -> None:
-        for run in self.queued():
-            device = device_of(run)
+        for run_id, device in list(self.queue):
             if not self._busy(device):
-                self._launch(run, device)
+                self._unqueue(run_id)
+                self._launch(self.store.run(run_id), device)
 
     def _launch(self, run: RunDir, device: str) -> None:
         env = {**os.environ, PARENT_ENV: str(os.getpid()), "PYTHONUNBUFFERED": "1"}
+        events, worker_log = FileTail(run.events_path), FileTail(run.log_path)
         with run.log_path.open("ab") as log_file:  # catches what happens before the worker's log
             process = subprocess.Popen(
                 [self.python, "-m", "core.worker", str(run.path.resolve())], cwd=REPO_ROOT,
                 env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
                 start_new_session=True)
-        worker = Worker(run, device, process.pid, process)
         # the queued status is left to the worker, which writes `running` within a second; until
-        # then this in-memory entry keeps the device busy
-        self.workers[run.run_id] = worker
+        # then this entry keeps the device busy, and worker.pid lets a restarted server find it
+        (run.path / LAUNCH_PID_FILE).write_text(str(process.pid))
+        self.workers[run.run_id] = Worker(run, device, process.pid, process, events, worker_log)
         log.info("started run %s (pid %d) on device %s", run.run_id, process.pid, device)
 
     def _pump(self, worker: Worker) -> None:
@@ -279,9 +295,12 @@ class Jobs:
         run = worker.run
         del self.workers[run.run_id]
         asked = self.requests.pop(run.run_id, None)
-        if run.read_state().get("status") in FINAL_STATUSES + ("paused", "interrupted"):
+        if self.store.state(run).get("status") in FINAL_STATUSES + ("paused", "interrupted"):
             return
-        if asked:  # signalled before its handlers were in place: it did what was asked, unsaved
+        # killed by the very signal asked for: it stopped before its handlers were in place (or
+        # was forced), so it did what was asked without a new checkpoint
+        if (asked, code) in (("stop", -signal.SIGTERM), ("stop", -signal.SIGKILL),
+                             ("pause", -signal.SIGUSR1)):
             status, error = ("cancelled" if asked == "stop" else "paused"), None
         else:
             status = "interrupted"
@@ -301,8 +320,9 @@ class Jobs:
         self.publish("training_status", payload, run.run_id)
 
     def _signal(self, worker: Worker, sig: signal.Signals) -> None:
+        """Signal the worker's process group (it leads its own session), so its children too."""
         try:
-            os.kill(worker.pid, sig)
+            os.killpg(worker.pid, sig)
         except ProcessLookupError:
             pass  # it just ended; the next tick notices
 
@@ -310,6 +330,17 @@ class Jobs:
 def queue_stamp() -> str:
     """When a run joined the queue, precise enough to order starts made in the same second."""
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _launched_pid(run: RunDir) -> int | None:
+    try:
+        return int((run.path / LAUNCH_PID_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _first(entry: tuple[str, RunDir]) -> tuple[str, str]:
+    return entry[0], entry[1].run_id
 
 
 def device_of(run: RunDir) -> str:
@@ -338,7 +369,8 @@ def _is_worker_of(pid: int, run: RunDir) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return pid_alive(pid)  # no /proc (macOS): trust the pid
-    return b"core.worker" in cmdline and any(arg.endswith(run.run_id.encode()) for arg in cmdline)
+    return b"core.worker" in cmdline and \
+        any(Path(arg.decode(errors="replace")).name == run.run_id for arg in cmdline)
 
 
 def _parse(line: str) -> dict[str, Any] | None:

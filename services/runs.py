@@ -10,6 +10,7 @@ Does not: start, stop or watch workers (services/jobs.py), or import Flask or to
 """
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -21,16 +22,18 @@ from core.config import ConfigError, load_config
 from core.files import read_json
 from core.run_dir import CHECKPOINT_MARKER, RunDir, checkpoint_step, metric_history
 
-RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 EVENT_KEYS = ("type", "time", "index")
+log = logging.getLogger("grpo_studio.runs")
 
 
 class RunNotFound(LookupError):
     """No run directory with this id."""
 
 
-def valid_run_id(run_id: str) -> bool:
-    return bool(RUN_ID_PATTERN.match(run_id or "")) and ".." not in run_id
+def valid_run_id(run_id: object) -> bool:
+    return isinstance(run_id, str) and bool(RUN_ID_PATTERN.fullmatch(run_id)) \
+        and ".." not in run_id
 
 
 class RunStore:
@@ -54,10 +57,21 @@ class RunStore:
         """Every run directory, newest first."""
         if not self.outputs.is_dir():
             return []
-        found = [RunDir(p) for p in self.outputs.iterdir()
-                 if p.is_dir() and valid_run_id(p.name) and (p / "state.json").is_file()]
-        return sorted(found, key=lambda r: (_state(r).get("created_at") or "", r.run_id),
-                      reverse=True)
+        found = [(state, RunDir(p)) for p in self.outputs.iterdir()
+                 if p.is_dir() and valid_run_id(p.name) and (p / "state.json").is_file()
+                 and (state := self.state(RunDir(p)))]
+        found.sort(key=lambda sr: (sr[0].get("created_at") or "", sr[1].run_id), reverse=True)
+        return [run for _, run in found]
+
+    def state(self, run: RunDir) -> dict[str, Any]:
+        """state.json, or {} (logged) when it cannot be read: one damaged run directory must not
+        take the listing or the watcher down."""
+        try:
+            state = read_json(run.state_path, default={})
+        except (OSError, ValueError) as err:
+            log.warning("skipping %s: state.json cannot be read (%s)", run.path, err)
+            return {}
+        return state if isinstance(state, dict) else {}
 
     def details(self, run: RunDir) -> dict[str, Any]:
         """state.json plus the run's summary and config (as saved: it may no longer validate)."""
@@ -65,7 +79,7 @@ class RunStore:
 
     def listing(self, run: RunDir) -> dict[str, Any]:
         """state.json plus best reward, last metrics and active seconds."""
-        return {**_state(run), **self.summary(run)}
+        return {**self.state(run), **self.summary(run)}
 
     def summary(self, run: RunDir) -> dict[str, Any]:
         size = _size(run.events_path)
@@ -148,10 +162,6 @@ def running_time(events: Iterable[dict[str, Any]]) -> tuple[float, float | None]
 
 def _metric_values(event: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in event.items() if k not in EVENT_KEYS}
-
-
-def _state(run: RunDir) -> dict[str, Any]:
-    return read_json(run.state_path, default={}) or {}
 
 
 def _size(path: Path) -> int:

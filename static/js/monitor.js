@@ -107,7 +107,8 @@ function showHeader() {
   const queue = state.queue_position ? ` (${t("position in queue")}: ${state.queue_position})` : "";
   document.getElementById("run-error").textContent = (state.error || "") + queue;
   const live = ["running"].includes(status);
-  document.getElementById("stop").disabled = !["running", "queued", "paused", "interrupted"].includes(status);
+  // a second Stop while stopping ends the worker at once
+  document.getElementById("stop").disabled = !["running", "queued", "paused", "interrupted", "stopping", "pausing"].includes(status);
   document.getElementById("pause").disabled = !(live || status === "queued");
   document.getElementById("resume").disabled = !["paused", "interrupted", "cancelled", "failed"].includes(status);
 }
@@ -157,9 +158,10 @@ function setUpControls() {
       try {
         const result = await api("POST", `/api/training/${action}`, { session_id: runId });
         toast(statusText(result.status));
-        if (result.status === "stopping") {
-          state.status = "stopping";
+        if (["stopping", "pausing"].includes(result.status)) {
+          state.status = result.status;  // until the worker reports how it ended
           showHeader();
+          return;
         }
       } catch (err) {
         toast(err.message, "error");
@@ -170,10 +172,24 @@ function setUpControls() {
 }
 
 // ---- start ----------------------------------------------------------------------------------
-async function loadHistory() {
+async function loadMetrics() {
   const history = await api("GET", `/api/training/${encodeURIComponent(runId)}/metrics?since=0`);
   history.events.forEach((e) => addPoint(e.phase, e.step, metricsOf(e)));
   redraw();
+}
+
+/** After a resume the run logs again the steps after its checkpoint: redraw from the history,
+ * which keeps each step once (the newest). */
+async function reloadMetrics() {
+  labels.length = 0;
+  seen.clear();
+  bestReward = null;
+  Object.values(charts).forEach((chart) => chart.data.datasets.forEach((d) => { d.data.length = 0; }));
+  await loadMetrics();
+}
+
+async function loadHistory() {
+  await loadMetrics();
   const { samples } = await api("GET", `/api/training/${encodeURIComponent(runId)}/samples?limit=${MAX_SAMPLES}`);
   samples.reverse().forEach((s) => addSample(s));
   const { lines } = await api("GET", `/api/training/${encodeURIComponent(runId)}/logs?tail=200`);
@@ -187,7 +203,8 @@ function applyUpdate(u) {
   addPoint(u.phase, u.step, u.metrics);
   redraw();
   // a step is logged only while training runs, whatever status was read before
-  Object.assign(state, { step: u.step, total_steps: u.total_steps, phase: u.phase, eta_seconds: u.eta_seconds, status: "running" });
+  Object.assign(state, { step: u.step, total_steps: u.total_steps, phase: u.phase, eta_seconds: u.eta_seconds });
+  if (!["stopping", "pausing"].includes(state.status)) state.status = "running";
   showHeader();
 }
 
@@ -214,7 +231,10 @@ function follow() {
     refreshState();
   });
   io.on("training_event", (e) => {
-    if (e.session_id === runId && e.type === "resume") refreshState();
+    if (e.session_id === runId && e.type === "resume") {
+      refreshState();
+      reloadMetrics().catch((err) => toast(err.message, "error"));
+    }
   });
   return ready;
 }

@@ -67,3 +67,34 @@ def test_formatted_prompt_uses_the_models_chat_template(client, tiny_model):
     assert body["prompt"].startswith("<|im_start|>system\n")
     assert body["prompt"].endswith("<|im_start|>assistant\n")
     assert body["reference"] == "6" and body["response"].startswith("<think>")
+
+
+def test_a_json_upload_keeps_its_rows(client):
+    data = b'[{"question": "1+1?", "answer": "2"}]'
+    entry = upload(client, data, "rows.json").json
+    assert Path(entry["path"]).read_bytes() == data
+    preview = client.post("/api/datasets/preview", json={"id": entry["id"]}).json
+    assert preview["rows"] == [{"question": "1+1?", "answer": "2"}]
+
+
+def test_a_file_that_is_not_what_its_extension_says_is_refused_and_removed(client, app):
+    response = upload(client, b"PAR1 this is not parquet", "table.parquet")
+    assert response.status_code == 400 and "cannot read" in response.json["error"]
+    assert list(Path(app.config["UPLOADS_DIR"]).glob("*")) == []
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"source": "builtin", "path": "../../data/arithmetic"}, "dataset.path"),  # a name, not a path
+    ({"source": "usb", "path": "x"}, "dataset.source"),                       # unknown source
+    ({"source": "builtin", "path": "arithmetic", "mapping": {"prompt": "q"}},
+     "dataset.mapping.prompt"),                                               # unknown role
+])
+def test_preview_names_the_field_to_fix(client, body, field):
+    response = client.post("/api/datasets/preview", json=body)
+    assert response.status_code == 400 and response.json["field"] == field
+
+
+def test_format_names_a_bad_template_field(client):
+    response = client.post("/api/datasets/format",
+                           json={"config": {"template": {"system_prompt": 3}}})
+    assert response.status_code == 400 and response.json["field"] == "template.system_prompt"

@@ -95,3 +95,39 @@ def test_loopback_needs_no_token(monkeypatch, tmp_path):
     assert started["host"] == "127.0.0.1" and started["port"] == 5000
     assert started["app"].config["ACCESS_TOKEN"] is None
     started["app"].extensions["grpo_studio"].jobs.close()
+
+
+@pytest.mark.parametrize("host, status", [
+    ("localhost:5000", 200),          # the names of this machine
+    ("127.0.0.1:5000", 200),
+    ("[::1]:5000", 200),
+    ("evil.example", 403),            # a rebinding page's own name
+    ("evil.example:5000", 403),
+])
+def test_without_a_token_only_this_machines_host_names_are_served(client, host, status):
+    assert client.get("/api/system/status", headers={"Host": host}).status_code == status
+
+
+def test_a_socket_handshake_under_a_foreign_host_is_refused(app, client):
+    refused = socketio.test_client(app, headers={"Host": "evil.example"})
+    assert not refused.is_connected()
+
+
+@pytest.mark.parametrize("target, expected", [
+    ("/runs", "/runs"),                       # a path on this site
+    ("/runs?x=1", "/runs?x=1"),
+    ("//evil.example/x", "/"),                # another host
+    ("/\\evil.example", "/"),                 # browsers read /\ as //
+    ("https://evil.example", "/"),            # a scheme
+    ("runs", "/"),                            # not a path from the root
+    ("/runs\r\nSet-Cookie: x=1", "/"),        # control characters
+    (None, "/"),
+])
+def test_redirect_targets_stay_on_this_site(target, expected):
+    from routes.common import safe_next
+    assert safe_next(target) == expected
+
+
+def test_the_language_menu_never_redirects_off_site(client):
+    response = client.get("/language/fr?next=/%5Cevil.example")
+    assert response.headers["Location"] == "/"

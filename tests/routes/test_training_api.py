@@ -8,9 +8,8 @@ import pytest
 
 from core.files import write_json_atomic
 from routes.extensions import socketio
-from services.jobs import Worker
 from tests.conftest import tiny_config, wait_for
-from tests.services.test_jobs import stand_in
+from tests.services.test_jobs import occupy
 
 
 def start(client, model_dir=Path("/nonexistent"), **body):
@@ -53,9 +52,7 @@ def test_start_refuses_non_json(client):
 
 def test_start_is_refused_when_busy_and_queueing_is_off(client, services):
     start(client, session_id="busy")
-    run = services.runs.run("busy")
-    process = stand_in("import time; time.sleep(60)")
-    services.jobs.workers["busy"] = Worker(run, "0", process.pid, process)
+    process = occupy(services.jobs, services.runs.run("busy"))
     try:
         response = start(client, queue=False)
         assert response.status_code == 409 and "busy" in response.json["error"]
@@ -137,8 +134,7 @@ def test_joining_a_room_delivers_that_runs_events_only(app, client, services):
     processes = []
     for run_id in ("watched", "other"):
         run = services.runs.run(run_id)
-        processes.append(stand_in("import time; time.sleep(60)"))
-        services.jobs.workers[run_id] = Worker(run, run_id, processes[-1].pid, processes[-1])
+        processes.append(occupy(services.jobs, run))
         run.append_event("metric", phase="grpo", step=1, reward=0.5, reward_std=0.1, kl=0.0,
                          loss=0.0, learning_rate=1e-3, **{"clip_ratio/region_mean": 0.0})
     try:

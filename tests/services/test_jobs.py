@@ -47,8 +47,19 @@ def config(model_dir: Path | None = None, **sections: Any) -> Any:
 
 
 def stand_in(code: str) -> subprocess.Popen:
-    """A real process standing where a worker would (for queue and exit bookkeeping)."""
-    return subprocess.Popen([sys.executable, "-c", code])
+    """A real process standing where a worker would (for queue and exit bookkeeping), leading its
+    own process group as a worker does."""
+    return subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+
+
+def occupy(jobs: Jobs, run: RunDir, code: str = "import time; time.sleep(60)",
+           status: str = "running") -> subprocess.Popen:
+    """Take `run` off the queue as a launch would, with a stand-in process as its worker."""
+    process = stand_in(code)
+    jobs.queue = [(r, d) for r, d in jobs.queue if r != run.run_id]
+    jobs.workers[run.run_id] = Worker(run, "0", process.pid, process)
+    run.update_state(status=status)
+    return process
 
 
 def test_file_tail_returns_complete_lines_once(tmp_path):
@@ -86,17 +97,17 @@ def test_events_map_to_socket_messages(event, name, checks):
         assert payload[key] == value
 
 
-def test_runs_start_in_the_order_they_were_queued(jobs):
+def test_queue_positions_follow_the_order_of_starts(jobs):
     first, second = jobs.submit(config()), jobs.submit(config())
-    assert [r.run_id for r in jobs.queued()] == [first.run_id, second.run_id]
+    assert jobs.queued() == [first.run_id, second.run_id]
     positions = [jobs.live_status(r.run_id, r.read_state())["queue_position"]
                  for r in (first, second)]
     assert positions == [1, 2]
 
 
 def test_a_busy_device_refuses_a_start_when_queueing_is_off(jobs):
-    run = jobs.submit(config())
-    jobs.workers[run.run_id] = Worker(run, "0", (p := stand_in("import time; time.sleep(60)")).pid, p)
+    occupy(jobs, jobs.submit(config()))
+    assert jobs.queued() == []
     with pytest.raises(JobConflict, match="busy"):
         jobs.submit(config(), queue=False)
     assert jobs.submit(config(), queue=True).read_state()["status"] == "queued"
@@ -114,7 +125,7 @@ def test_stop_pause_and_resume_of_runs_without_a_worker(jobs):
     a, b = jobs.submit(config()), jobs.submit(config())
     assert jobs.stop(a.run_id) == "cancelled" and a.read_state()["status"] == "cancelled"
     assert jobs.pause(b.run_id) == "paused" and jobs.queued() == []
-    assert jobs.resume(b.run_id) == "queued" and jobs.queued()[0].run_id == b.run_id
+    assert jobs.resume(b.run_id) == "queued" and jobs.queued() == [b.run_id]
     a.update_state(status="completed")
     with pytest.raises(JobConflict, match="completed"):
         jobs.resume(a.run_id)
@@ -132,14 +143,25 @@ def test_a_restart_marks_runs_with_a_dead_worker_interrupted(tmp_path, jobs):
     restarted.recover()
     assert dead.read_state()["status"] == "interrupted"
     assert "server was not running" in dead.read_state()["error"]
-    assert waiting.read_state()["status"] == "queued"   # still waits its turn
+    assert restarted.queued() == [waiting.run_id]   # still waits its turn
+
+
+def test_a_restart_skips_a_damaged_run_directory(tmp_path, jobs):
+    damaged, fine = jobs.submit(config()), jobs.submit(config())
+    damaged.state_path.write_text('{"status": "runn')   # torn by a crash mid-write
+    restarted = Jobs(RunStore(tmp_path / "outputs"), Published())
+    restarted.recover()
+    assert restarted.queued() == [fine.run_id]
+    assert [r.run_id for r in restarted.store.runs()] == [fine.run_id]
+    restarted.tick()   # the watcher goes on: the readable run is launched
+    worker = restarted.workers[fine.run_id]
+    worker.process.kill()
+    worker.process.wait()
 
 
 def test_new_event_and_log_lines_are_published_to_the_run_room(jobs):
     run = jobs.submit(config())
-    run.update_state(status="running")
-    process = stand_in("import time; time.sleep(60)")
-    jobs.workers[run.run_id] = Worker(run, "0", process.pid, process)
+    occupy(jobs, run)
     run.append_event("metric", phase="grpo", step=1, reward=0.25, kl=0.0)
     run.log_path.write_text("loading model\n")
     jobs.tick()
@@ -154,15 +176,62 @@ def test_new_event_and_log_lines_are_published_to_the_run_room(jobs):
 
 def test_a_worker_that_dies_without_an_end_is_interrupted_with_its_exit_status(jobs):
     run = jobs.submit(config())
-    run.update_state(status="running")
-    process = stand_in("import sys; sys.exit(3)")
-    jobs.workers[run.run_id] = Worker(run, "0", process.pid, process)
-    process.wait()
+    occupy(jobs, run, "import sys; sys.exit(3)").wait()
     jobs.tick()
     state = run.read_state()
     assert state["status"] == "interrupted" and "exit status 3" in state["error"]
     assert jobs.publish.named("training_status")[-1]["status"] == "interrupted"
     assert run.run_id not in jobs.workers
+
+
+def ready_when(tmp_path: Path, setup: str) -> tuple[str, Path]:
+    """Stand-in code that runs `setup` (signal handlers), then says so in a file."""
+    flag = tmp_path / "ready"
+    return f"import signal, sys, time\n{setup}\nopen({str(flag)!r}, 'w').close()\n" \
+           "time.sleep(60)", flag
+
+
+def test_a_crash_while_pausing_is_not_reported_as_a_pause(jobs, tmp_path):
+    run = jobs.submit(config())
+    code, ready = ready_when(tmp_path, "signal.signal(signal.SIGUSR1, lambda *a: sys.exit(9))")
+    process = occupy(jobs, run, code)
+    wait_for(ready.exists, 30, "the stand-in's handlers")
+    jobs.pause(run.run_id)
+    process.wait()
+    jobs.tick()
+    assert run.read_state()["status"] == "interrupted"
+    assert "exit status 9" in run.read_state()["error"]
+
+
+def test_a_second_stop_kills_a_worker_that_does_not_stop(jobs, tmp_path):
+    run = jobs.submit(config())
+    code, ready = ready_when(tmp_path, "signal.signal(signal.SIGTERM, signal.SIG_IGN)")
+    process = occupy(jobs, run, code)
+    wait_for(ready.exists, 30, "the stand-in's handlers")
+    assert jobs.stop(run.run_id) == "stopping"
+    assert jobs.live_status(run.run_id, run.read_state())["status"] == "stopping"
+    assert jobs.stop(run.run_id) == "killed"
+    assert process.wait(10) == -9
+    jobs.tick()
+    assert run.read_state()["status"] == "cancelled"
+
+
+def test_a_worker_launched_before_a_restart_is_found_by_its_pid_file(tmp_path, jobs):
+    run = jobs.submit(config())
+    # what _launch leaves behind: worker.pid naming a process whose command line names
+    # core.worker and the run
+    real = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "core.worker",
+                             str(run.path)], start_new_session=True)
+    (run.path / "worker.pid").write_text(str(real.pid))
+    wait_for(lambda: b"core.worker" in Path(f"/proc/{real.pid}/cmdline").read_bytes(), 10,
+             "the stand-in to start")
+    restarted = Jobs(RunStore(tmp_path / "outputs"), Published())
+    restarted.recover()
+    try:
+        assert run.run_id in restarted.workers and restarted.queued() == []
+    finally:
+        real.kill()
+        real.wait()
 
 
 # ---- real workers on the tiny model ---------------------------------------------------------

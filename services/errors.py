@@ -1,0 +1,12 @@
+"""The exceptions the services let through, in one place for the web layer's error handlers
+(routes import services, not the engine's modules)."""
+from core.config import ConfigError
+from core.datasets import DatasetError
+from rewards import RewardError
+from services.configs import ConfigNotFound, ConfigReadOnly
+from services.datasets import UploadTooLarge
+from services.jobs import BadSessionId, JobConflict
+from services.runs import RunNotFound
+
+__all__ = ["ConfigError", "DatasetError", "RewardError", "ConfigNotFound", "ConfigReadOnly",
+           "UploadTooLarge", "BadSessionId", "JobConflict", "RunNotFound"]
