@@ -5,11 +5,11 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
-from rewards import list_rewards
+from services.catalog import reward_catalog
 
 bp = Blueprint("rewards", __name__)
 
 
 @bp.get("/api/rewards/list")
 def listing() -> Any:
-    return jsonify({"rewards": list_rewards()})
+    return jsonify({"rewards": reward_catalog()})

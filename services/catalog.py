@@ -14,6 +14,7 @@ from typing import Any
 
 from core.datasets import BUILTIN_DIR
 from core.default_model import default_model_dir
+from rewards import list_rewards
 
 
 def N_(text: str) -> str:
@@ -99,3 +100,8 @@ def local_model_dir(name: str) -> Path | None:
         return folder if folder.is_dir() else None
     path = Path(name).expanduser()
     return path if path.is_dir() and (path / "config.json").is_file() else None
+
+
+def reward_catalog() -> list[dict[str, Any]]:
+    """The reward registry: id, name, category, description, parameters, needed fields."""
+    return list_rewards()
