@@ -146,7 +146,11 @@ class Jobs:
         queued = []
         for run in self.store.runs():
             state = self.store.state(run)
-            pid = state.get("pid") if state.get("status") in LIVE else _launched_pid(run)
+            status = state.get("status")
+            # a queued run may have been launched just before the restart; a paused or ended
+            # run's worker may still be exiting, and is not watched again
+            pid = state.get("pid") if status in LIVE else \
+                _launched_pid(run) if status == "queued" else None
             if pid and pid_alive(pid) and _is_worker_of(pid, run):
                 self.workers[run.run_id] = Worker(run, device_of(run), pid)
             elif state.get("status") in LIVE:

@@ -278,3 +278,20 @@ def test_second_run_waits_for_the_first_then_pause_and_resume_continue_it(jobs, 
     assert run_until(jobs, long_run, ("cancelled",)) == "cancelled"
     history = [json.loads(line) for line in long_run.events_path.read_text().splitlines()]
     assert any(e["type"] == "resume" for e in history)
+
+
+def test_a_paused_run_whose_worker_is_still_exiting_is_not_watched_again(tmp_path, jobs):
+    run = jobs.submit(config())
+    exiting = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
+                                "core.worker", str(run.path)], start_new_session=True)
+    (run.path / "worker.pid").write_text(str(exiting.pid))
+    run.update_state(status="paused", pid=exiting.pid)
+    wait_for(lambda: b"core.worker" in Path(f"/proc/{exiting.pid}/cmdline").read_bytes(), 10,
+             "the stand-in to start")
+    restarted = Jobs(RunStore(tmp_path / "outputs"), Published())
+    try:
+        restarted.recover()
+        assert restarted.workers == {} and restarted.resume(run.run_id) == "queued"
+    finally:
+        exiting.kill()
+        exiting.wait()
