@@ -185,13 +185,19 @@ def _normalise_turn(turn: dict[str, Any]) -> dict[str, str]:
     return {"role": str(role), "content": str(turn.get("content", turn.get("value", "")))}
 
 
+def with_system_prompt(template: TemplateSection,
+                       prompt_messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The turns the chat template renders: the system prompt (if any), then the row's turns."""
+    return ([{"role": "system", "content": template.system_prompt}]
+            if template.system_prompt else []) + prompt_messages
+
+
 def format_prompt(tokenizer: Any, template: TemplateSection,
                   prompt_messages: list[dict[str, str]]) -> str:
     """The prompt string the model sees: system prompt + turns through the chat template,
     ending where the assistant's answer starts."""
-    messages = ([{"role": "system", "content": template.system_prompt}]
-                if template.system_prompt else []) + prompt_messages
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
+    return tokenizer.apply_chat_template(with_system_prompt(template, prompt_messages),
+                                         tokenize=False, add_generation_prompt=True,
                                          chat_template=template.chat_template)
 
 

@@ -44,7 +44,7 @@ def js_translations() -> dict[str, str]:
 
 @bp.get("/language/<code>")
 def choose_language(code: str) -> Any:
-    from routes.common import safe_next
+    from routes.common import safe_next  # here: routes.common imports this module
     response = redirect(safe_next(request.args.get("next")))
     if code in LANGUAGES:
         response.set_cookie(COOKIE, code, max_age=365 * 24 * 3600, samesite="Lax", httponly=True)
@@ -60,7 +60,6 @@ def init_i18n(app: Flask) -> None:
     def language_context() -> dict[str, Any]:
         return {"languages": LANGUAGES, "current_language": str(get_locale() or "en"),
                 "js_translations": js_translations()}
-
 
 
 # pydantic's own error types, in words the wizard shows at a field (ours are core.config.MESSAGES)

@@ -3,8 +3,8 @@ of rows with the suggested field mapping, and one prompt formatted exactly as tr
 
 Guarantees: an upload is streamed to a temporary file in the uploads folder and renamed to a
 server-chosen name (`<id><ext>`) only once complete and within the size limit; nothing is left
-behind otherwise; the original file name is kept as a label in `<id>.meta.json`. Previews read only the
-first rows. Files are addressed by id; a request path is accepted only inside the uploads folder
+behind otherwise; the original file name is kept as a label in `<id>.meta.json`. Previews read
+only the first rows. Files are addressed by id; a request path is accepted only inside the uploads folder
 or the bundled samples. The formatted prompt uses transformers' own chat-template renderer (a
 sandboxed Jinja environment) with the model's template, so it is the string the trainer builds.
 
@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from core.config import DatasetSection, TemplateSection, validate_section
-from core.datasets import (BUILTIN_DIR, DatasetError, builtin_path, detect_mapping, hub_failure,
-                           to_example)
+from core.datasets import (BUILTIN_DIR, DatasetError, builtin_path, detect_mapping,
+                           format_response, hub_failure, to_example, with_system_prompt)
 from core.files import read_json, resolve_inside, write_json_atomic
 from core.formats import READABLE, head_rows
 from core.run_dir import now_iso
@@ -126,13 +126,11 @@ class DatasetLibrary:
     def formatted_example(self, section: DatasetSection, template: TemplateSection,
                           model_dir: Path | None) -> dict[str, Any]:
         """The first row as training formats it: prompt string, SFT target and reference."""
-        from core.datasets import format_response
         rows = self._head(section, 1)
         if not rows:
             raise DatasetError(f"dataset {section.path!r} has no rows")
         example = to_example(rows[0], detect_mapping(_fields(rows), section.mapping))
-        messages = ([{"role": "system", "content": template.system_prompt}]
-                    if template.system_prompt else []) + example.prompt_messages
+        messages = with_system_prompt(template, example.prompt_messages)
         chat_template = template.chat_template or _model_chat_template(model_dir)
         prompt = _render(chat_template, messages) if chat_template else None
         return {"prompt": prompt, "messages": messages,

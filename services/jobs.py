@@ -153,10 +153,10 @@ class Jobs:
                 _launched_pid(run) if status == "queued" else None
             if pid and pid_alive(pid) and _is_worker_of(pid, run):
                 self.workers[run.run_id] = Worker(run, device_of(run), pid)
-            elif state.get("status") in LIVE:
+            elif status in LIVE:
                 self._set_status(run, "interrupted", "the worker stopped while the server was "
                                  "not running", finished_at=now_iso())
-            elif state.get("status") == "queued":
+            elif status == "queued":
                 queued.append((state.get("queued_at") or state.get("created_at") or "", run))
         self.queue = [(run.run_id, device_of(run)) for _, run in sorted(queued, key=_first)]
 

@@ -75,7 +75,7 @@ class RunStore:
 
     def details(self, run: RunDir) -> dict[str, Any]:
         """state.json plus the run's summary and config (as saved: it may no longer validate)."""
-        return {**self.listing(run), "config": read_json(run.config_path, default={})}
+        return {**self.listing(run), "config": self.config(run)}
 
     def listing(self, run: RunDir) -> dict[str, Any]:
         """state.json plus best reward, last metrics and active seconds."""

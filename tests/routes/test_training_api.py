@@ -2,6 +2,7 @@
 Socket.IO room a run's events are published to."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -157,5 +158,5 @@ def test_a_started_run_trains_in_a_worker_process(app, client, services, tiny_mo
     wait_for(lambda: services.jobs.tick() or run.read_state()["status"] in
              ("completed", "failed"), 240, "the run to end")
     assert run.read_state()["status"] == "completed", run.log_path.read_text()[-2000:]
-    assert run.read_state()["pid"] not in (None, __import__("os").getpid())
+    assert run.read_state()["pid"] not in (None, os.getpid())
     assert client.get("/api/training/real/metrics").json["events"]
