@@ -2,9 +2,12 @@
 
 Importing this package registers every preset module.
 """
-from rewards import correctness, formatting, length  # noqa: F401  (registration side effect)
-from rewards.registry import (BoundReward, Markers, Param, RewardError, RewardSpec, build_reward,
-                              get_spec, list_rewards, register)
+from rewards import formatting, mathematics, programming, qa, reasoning, writing
 
-__all__ = ["BoundReward", "Markers", "Param", "RewardError", "RewardSpec", "build_reward",
-           "get_spec", "list_rewards", "register"]
+PRESET_MODULES = (formatting, mathematics, programming, qa, reasoning, writing)  # import registers
+from rewards.custom import CustomReward
+from rewards.registry import (BoundReward, Markers, Param, RewardError, RewardSpec, build_reward,
+                              check_scores, get_spec, list_rewards, register)
+
+__all__ = ["BoundReward", "CustomReward", "Markers", "Param", "RewardError", "RewardSpec",
+           "build_reward", "check_scores", "get_spec", "list_rewards", "register"]

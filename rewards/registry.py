@@ -10,6 +10,7 @@ Does not: run user-written code (custom rewards run in a sandbox process, never 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
@@ -45,12 +46,21 @@ class RewardSpec:
     params: tuple[Param, ...] = ()
     needs: tuple[str, ...] = ()
     uses_markers: bool = False
+    range: tuple[float, float] = (0.0, 1.0)
+
+    def fields(self, params: dict[str, Any] | None = None) -> list[str]:
+        """The dataset columns this reward reads: its `needs`, plus the column named by each
+        parameter ending in `_field` (e.g. `tests_field` -> the row's test cases)."""
+        params = params or {}
+        named = [str(params.get(p.name, p.default)) for p in self.params
+                 if p.name.endswith("_field")]
+        return list(dict.fromkeys([*self.needs, *(n for n in named if n)]))
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "category": self.category,
                 "description": self.description, "needs": list(self.needs),
-                "uses_markers": self.uses_markers,
-                "parameters": [asdict(p) for p in self.params]}
+                "fields": self.fields(), "uses_markers": self.uses_markers,
+                "range": list(self.range), "parameters": [asdict(p) for p in self.params]}
 
 
 class RewardError(ValueError):
@@ -62,13 +72,15 @@ _REGISTRY: dict[str, RewardSpec] = {}
 
 def register(id: str, *, name: str, category: str, description: str,
              params: tuple[Param, ...] = (), needs: tuple[str, ...] = (),
-             uses_markers: bool = False) -> Callable[[RewardFn], RewardFn]:
-    """Decorator that adds a reward function to the registry under `id`."""
+             uses_markers: bool = False, range: tuple[float, float] = (0.0, 1.0)
+             ) -> Callable[[RewardFn], RewardFn]:
+    """Decorator that adds a reward function to the registry under `id`. `range` is the lowest
+    and highest score it gives (the training alerts tell when a reward is stuck at either)."""
     def add(fn: RewardFn) -> RewardFn:
         if id in _REGISTRY:
             raise RewardError(f"reward id {id!r} is registered twice")
         _REGISTRY[id] = RewardSpec(id, name, category, description, fn, params, needs,
-                                   uses_markers)
+                                   uses_markers, range)
         return fn
     return add
 
@@ -136,3 +148,30 @@ def build_reward(reward_id: str, params: dict[str, Any] | None = None,
     if spec.uses_markers:
         resolved["markers"] = markers or Markers()
     return BoundReward(reward_id, resolved, name or reward_id)
+
+
+def check_scores(name: str, scores: list[Any], expected: int) -> list[int]:
+    """Raises RewardError (naming the reward, the row and the cause) unless `scores` holds one
+    number or None per completion. Returns the rows (0-based) whose score is NaN: training
+    skips and reports those, the testing page treats them as errors. Rows are 1-based in
+    messages, as people count them."""
+    if len(scores) != expected:
+        raise RewardError(f"reward {name!r} returned {len(scores)} values for {expected} "
+                          f"completions; it must return exactly one per completion")
+    nan_rows = []
+    for row, value in enumerate(scores):
+        if value is None:
+            continue
+        try:
+            if isinstance(value, (str, bytes)):
+                raise TypeError
+            value = float(value)
+        except (TypeError, ValueError):
+            raise RewardError(f"reward {name!r} returned {value!r:.60} for row {row + 1}; "
+                              f"return a number (or None to skip the row)") from None
+        if math.isnan(value):
+            nan_rows.append(row)
+        elif math.isinf(value):
+            raise RewardError(f"reward {name!r} returned {value} for row {row + 1}; return a "
+                              f"finite number (or None to skip the row)")
+    return nan_rows
