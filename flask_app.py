@@ -29,6 +29,7 @@ def default_settings(root: Path) -> dict[str, Any]:
         "OUTPUTS_DIR": root / "outputs",
         "SAVED_CONFIGS_DIR": root / "configs" / "saved",
         "UPLOADS_DIR": root / "uploads",
+        "CUSTOM_REWARDS_DIR": root / "configs" / "rewards",
         "MAX_UPLOAD_BYTES": 2048 * MB,
         "ACCESS_TOKEN": None,
         "START_JOBS": True,            # tests that only read may leave the watcher off
@@ -63,7 +64,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["grpo_studio"] = AppServices.build(
         Path(app.config["OUTPUTS_DIR"]), Path(app.config["SAVED_CONFIGS_DIR"]),
         Path(app.config["UPLOADS_DIR"]), app.config["MAX_UPLOAD_BYTES"],
-        publish=lambda event, payload, room: socketio.emit(event, payload, to=room))
+        publish=lambda event, payload, room: socketio.emit(event, payload, to=room),
+        custom_rewards=Path(app.config["CUSTOM_REWARDS_DIR"]))
     if app.config["START_JOBS"]:
         app.extensions["grpo_studio"].jobs.start()
     return app

@@ -199,9 +199,12 @@ class AlgorithmSection(_Section):
 
 
 class RewardEntry(_Section):
-    name: str = _help("Registered reward id.", min_length=1)
+    name: str = _help("Registered reward id, or a custom reward's name.", min_length=1)
     weight: float = _help("Weight in the total reward.", default=1.0)
     params: dict[str, Any] = Field(default_factory=dict)
+    source: str | None = _help("A custom reward's Python source (def reward(completions, "
+                               "**kwargs)); it runs in a sandbox process.", default=None,
+                               max_length=200_000)
 
 
 class PreTrainingSection(_Section):
@@ -291,10 +294,19 @@ def _cross_field_problems(cfg: RunConfig, cuda: bool) -> list[dict[str, str]]:
 
 
 def _reward_problems(cfg: RunConfig) -> list[dict[str, str]]:
-    """Every reward exists and its parameters are valid (checked by building it)."""
-    from rewards import RewardError, build_reward, get_spec
+    """Every reward exists and its parameters are valid (checked by building it); a custom
+    reward's source compiles (parsed, never run) and defines `reward`."""
+    from rewards import CustomReward, RewardError, build_reward, get_spec
     problems = []
     for i, entry in enumerate(cfg.rewards):
+        if entry.source is not None:
+            try:
+                CustomReward(entry.name, entry.source, entry.params)
+            except RewardError as err:
+                field = "source" if getattr(err, "kind", None) == "syntax" else "name"
+                problems.append({"field": f"rewards.{i}.{field}", "message": str(err),
+                                 **({"line": err.line} if getattr(err, "line", None) else {})})
+            continue
         try:
             get_spec(entry.name)
         except RewardError as err:

@@ -11,9 +11,9 @@ Does not: stream huge files, compute statistics or validate row by row (the data
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from core.config import DatasetSection, FieldMapping, TemplateSection
 
@@ -43,6 +43,7 @@ class Example:
     prompt_messages: list[dict[str, str]]
     response: str
     reference: str | None
+    row: dict[str, Any] = field(default_factory=dict, repr=False)  # the raw row it came from
 
 
 def builtin_datasets() -> list[str]:
@@ -214,16 +215,27 @@ def format_response(response: str, template: TemplateSection) -> str:
 def _examples(section: DatasetSection) -> list[Example]:
     rows = load_rows(section)
     mapping = detect_mapping(rows.column_names, section.mapping)
-    return [to_example(row, mapping) for row in rows]
+    return [replace(to_example(row, mapping), row=row) for row in rows]
 
 
-def build_grpo_dataset(section: DatasetSection, template: TemplateSection, tokenizer: Any) -> Any:
-    """Columns: `prompt` (chat-formatted string), `question`, `reference`."""
+GRPO_COLUMNS = ("prompt", "question", "reference")
+
+
+def build_grpo_dataset(section: DatasetSection, template: TemplateSection, tokenizer: Any,
+                       extra_fields: Sequence[str] = (), all_fields: bool = False) -> Any:
+    """Columns: `prompt` (chat-formatted string), `question`, `reference`, plus the raw row's
+    `extra_fields` (None where a row lacks one) or, with `all_fields`, every raw column, for
+    rewards that read them (test cases, keywords, ...)."""
     import datasets
     examples = [e for e in _examples(section) if e.prompt_messages]
+    names = list(dict.fromkeys(extra_fields))
+    if all_fields:
+        names += [k for e in examples for k in e.row if k not in names]
+    names = [n for n in names if n not in GRPO_COLUMNS]
     return datasets.Dataset.from_list([
         {"prompt": format_prompt(tokenizer, template, e.prompt_messages),
-         "question": e.prompt_messages[-1]["content"], "reference": e.reference}
+         "question": e.prompt_messages[-1]["content"], "reference": e.reference,
+         **{n: e.row.get(n) for n in names}}
         for e in examples])
 
 

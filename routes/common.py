@@ -18,7 +18,8 @@ from routes.i18n import localized_problems
 from services.app import AppServices
 from services.datasets import human_size
 from services.errors import (BadSessionId, ConfigError, ConfigNotFound, ConfigReadOnly,
-                             DatasetError, JobConflict, RewardError, RunNotFound, UploadTooLarge)
+                             CustomRewardNotFound, DatasetError, JobConflict, RewardError,
+                             RunNotFound, UploadTooLarge)
 
 log = logging.getLogger("grpo_studio.web")
 
@@ -77,7 +78,7 @@ def safe_next(target: str | None) -> str:
 DOMAIN_ERRORS: tuple[tuple[type[Exception], int], ...] = (
     (ConfigError, 400), (DatasetError, 400), (RewardError, 400), (BadRequest, 400),
     (BadSessionId, 400),
-    (ConfigNotFound, 404), (RunNotFound, 404), (ConfigReadOnly, 403), (JobConflict, 409),
+    (ConfigNotFound, 404), (RunNotFound, 404), (CustomRewardNotFound, 404), (ConfigReadOnly, 403), (JobConflict, 409),
     (UploadTooLarge, 413),
 )
 
@@ -94,7 +95,7 @@ def _domain_handler(status: int) -> Any:
     def handle(err: Exception) -> Any:
         field = getattr(err, "field", None)
         message = err.args[0] if err.args and isinstance(err.args[0], str) else str(err)
-        extra = {}
+        extra = dict(getattr(err, "extra", None) or {})  # e.g. a custom reward's line, output
         if isinstance(err, ConfigError):
             extra["problems"] = localized_problems(err.problems)
             message = "; ".join(f"{p['field']}: {p['message']}" for p in extra["problems"])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, render_template
+from flask import Blueprint, jsonify, render_template, request
 
 from core.config import validate_config
 from routes.common import BadRequest, int_arg, json_body, services
@@ -91,8 +91,17 @@ def metrics(run_id: str) -> Any:
 @bp.get("/api/training/<run_id>/samples")
 def samples(run_id: str) -> Any:
     svc = services()
-    return jsonify(svc.runs.samples(svc.runs.run(run_id), int_arg("limit", 20, 1, 500),
-                                    int_arg("offset", 0, 0, 10**9)))
+    step = request.args.get("step")
+    return jsonify(svc.runs.samples(
+        svc.runs.run(run_id), int_arg("limit", 20, 1, 500), int_arg("offset", 0, 0, 10**9),
+        step=None if step in (None, "") else int_arg("step", 0, 0, 10**9),
+        query=request.args.get("q", "")[:200]))
+
+
+@bp.get("/api/training/<run_id>/alerts")
+def alerts(run_id: str) -> Any:
+    svc = services()
+    return jsonify({"alerts": svc.runs.alerts(svc.runs.run(run_id))})
 
 
 @bp.get("/api/training/<run_id>/logs")

@@ -110,6 +110,8 @@ def socket_message(run_id: str, event: dict[str, Any]) -> tuple[str, dict[str, A
             "metrics": {k: v for k, v in event.items() if k not in meta}}
     if kind == "sample":
         return "training_sample", {"session_id": run_id, **event}
+    if kind == "alert":
+        return "training_alert", {"session_id": run_id, **event}
     if kind == "status":
         return "training_status", {"session_id": run_id, "status": event.get("status"),
                                    **({"error": event["error"]} if event.get("error") else {})}

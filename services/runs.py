@@ -101,11 +101,22 @@ class RunStore:
         kept = [e for e in metric_history(events) if e["index"] >= since]
         return {"events": kept, "next": len(events)}
 
-    def samples(self, run: RunDir, limit: int = 20, offset: int = 0) -> dict[str, Any]:
-        """Rollout samples, newest first."""
-        found = [e for e in run.iter_events() if e.get("type") == "sample"]
-        found.reverse()
-        return {"samples": found[offset:offset + limit], "total": len(found)}
+    def samples(self, run: RunDir, limit: int = 20, offset: int = 0, step: int | None = None,
+                query: str = "") -> dict[str, Any]:
+        """Rollout samples (one per prompt group), newest first, of one `step` and holding
+        `query` (case-insensitive, in prompt, completions or reference) when given; `total`
+        counts the matches, `steps` lists every step that has samples."""
+        every = [e for e in run.iter_events() if e.get("type") == "sample"]
+        needle = query.strip().lower()
+        found = [e for e in reversed(every)
+                 if (step is None or e.get("step") == step)
+                 and (not needle or needle in _sample_text(e))]
+        return {"samples": found[offset:offset + limit], "total": len(found),
+                "steps": sorted({e["step"] for e in every if isinstance(e.get("step"), int)})}
+
+    def alerts(self, run: RunDir) -> list[dict[str, Any]]:
+        """The run's reward alerts, oldest first."""
+        return [e for e in run.iter_events() if e.get("type") == "alert"]
 
     def log_tail(self, run: RunDir, lines: int = 200) -> list[str]:
         return tail_lines(run.log_path, lines)
@@ -189,3 +200,8 @@ def tail_lines(path: Path, count: int, block: int = 65536) -> list[str]:
         return []
     lines = data.decode("utf-8", errors="replace").splitlines()
     return list(deque(lines, maxlen=count))
+
+
+def _sample_text(sample: dict[str, Any]) -> str:
+    parts = [sample.get("prompt"), sample.get("reference"), *(sample.get("completions") or [])]
+    return "\n".join(str(p) for p in parts if p is not None).lower()

@@ -17,6 +17,8 @@ app = create_app({"ROOT": root, "TESTING": True, "START_JOBS": False})
 client = app.test_client()
 run = create_run(RunConfig(), root / "outputs", run_id="a-run")
 run.append_event("metric", phase="grpo", step=1, reward=0.5)
+assert client.post("/api/rewards/custom", json={
+    "name": "model", "source": "def reward(c, **k):\\n    return [1.0] * len(c)\\n"}).status_code == 201
 urls = [rule.rule.replace("<name>", "model").replace("<run_id>", "a-run").replace("<code>", "fr")
         for rule in app.url_map.iter_rules()
         if "GET" in rule.methods and "static" not in rule.rule and "<path" not in rule.rule]
@@ -27,6 +29,8 @@ bad = [(u, r.status_code) for u in urls if (r := client.get(u)).status_code >= 4
 assert not bad, bad
 assert client.post("/api/datasets/format", json={"config": {}}).status_code == 200
 assert client.post("/api/configs/validate", json={"config": {}}).status_code == 200
+assert client.post("/api/rewards/test", json={"rewards": [{"name": "answer_correct"}], "cases": [
+    {"prompt": "1+1?", "completion": "2", "reference": "2"}]}).status_code == 200
 print(len(urls), "torch" in sys.modules)
 """
 

@@ -3,6 +3,7 @@
 - each log record -> a `metric` event with TRL's own keys, plus step, phase, total_steps and
   eta_seconds; evaluation records -> `eval` events; the end-of-training summary -> `summary`;
 - every `sample_every` steps -> `sample` events (prompt, completions, per-reward scores, reference);
+- reward alerts (core/training/alerts.py) -> `alert` events after the log record that raised them;
 - each save -> `checkpoint.json` inside the checkpoint (it is complete only from then on) and a
   `checkpoint` event;
 - state.json follows step and total_steps;
@@ -19,6 +20,7 @@ from transformers import TrainerCallback
 
 from core.files import write_json_atomic
 from core.run_dir import CHECKPOINT_MARKER, RunDir
+from core.training.alerts import AlertWatcher
 from core.training.control import RunControl
 from core.training.samples import SampleRecorder
 
@@ -31,9 +33,10 @@ log = logging.getLogger("grpo_studio.training")
 class RunEventsCallback(TrainerCallback):
     def __init__(self, run: RunDir, phase: str, control: RunControl,
                  recorder: SampleRecorder | None = None, reward_weights: dict[str, float] | None
-                 = None, sample_every: int = 0):
+                 = None, sample_every: int = 0, alerts: AlertWatcher | None = None):
         self.run, self.phase, self.run_control = run, phase, control
         self.recorder, self.reward_weights = recorder, reward_weights or {}
+        self.alerts = alerts
         self.sample_every = sample_every
         self.start_time = time.monotonic()
         self.start_step = 0
@@ -83,6 +86,13 @@ class RunEventsCallback(TrainerCallback):
         self.run.append_event("metric", phase=self.phase, step=state.global_step,
                               total_steps=state.max_steps, eta_seconds=self.eta_seconds(state),
                               **logs)
+        if self.alerts is not None:
+            self.alerts.observe_metrics(logs)
+            for alert in self.alerts.take():
+                log.warning("alert at step %s: %s %s", state.global_step, alert.message,
+                            alert.advice)
+                self.run.append_event("alert", phase=self.phase, step=state.global_step,
+                                      **alert.to_event())
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"

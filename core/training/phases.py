@@ -17,11 +17,13 @@ from core.config import RunConfig
 from core.datasets import DatasetError, build_grpo_dataset, build_sft_dataset
 from core.models import LoadedModel, load_model
 from core.run_dir import RunDir, checkpoint_step
+from core.training.alerts import AlertWatcher
 from core.training.callbacks import RunEventsCallback
 from core.training.control import PAUSE, RunControl
 from core.training.samples import SampleRecorder, TrainingReward
 from core.training.trainers import build_grpo_trainer, build_sft_trainer
-from rewards import Markers, build_reward, get_spec
+from rewards import CustomReward, Markers, build_reward, get_spec
+from rewards.sandbox import Limits
 
 
 def planned_phases(cfg: RunConfig) -> list[str]:
@@ -87,11 +89,14 @@ def _build_trainer(run: RunDir, cfg: RunConfig, phase: str, loaded: LoadedModel,
         dataset = build_sft_dataset(cfg.dataset, cfg.template, loaded.tokenizer, max_samples)
         callback = RunEventsCallback(run, phase, control)
         return build_sft_trainer(cfg, phase, run, loaded, _split(cfg, dataset), [callback])
-    dataset = build_grpo_dataset(cfg.dataset, cfg.template, loaded.tokenizer)
+    fields, all_fields = reward_fields(cfg)
+    dataset = build_grpo_dataset(cfg.dataset, cfg.template, loaded.tokenizer, fields, all_fields)
     recorder = SampleRecorder()
-    rewards = training_rewards(cfg, dataset, recorder)
+    alerts = AlertWatcher()
+    rewards = training_rewards(cfg, dataset, recorder, alerts, protected=run.path.parent)
     weights = {r.__name__: e.weight for r, e in zip(rewards, cfg.rewards)}
-    callback = RunEventsCallback(run, phase, control, recorder, weights, cfg.output.sample_every)
+    callback = RunEventsCallback(run, phase, control, recorder, weights, cfg.output.sample_every,
+                                 alerts)
     return build_grpo_trainer(cfg, run, loaded, _split(cfg, dataset), rewards, [callback])
 
 
@@ -107,24 +112,50 @@ def _split(cfg: RunConfig, dataset: Any) -> tuple[Any, Any | None]:
     return parts["train"], parts["test"]
 
 
-def training_rewards(cfg: RunConfig, dataset: Any, recorder: SampleRecorder
+def reward_fields(cfg: RunConfig) -> tuple[list[str], bool]:
+    """The dataset columns the rewards read beyond prompt and reference, and whether a custom
+    reward is present (custom rewards see every column of the row)."""
+    fields = [f for e in cfg.rewards if e.source is None
+              for f in get_spec(e.name).fields(e.params)]
+    return fields, any(e.source is not None for e in cfg.rewards)
+
+
+def training_rewards(cfg: RunConfig, dataset: Any, recorder: SampleRecorder,
+                     alerts: AlertWatcher | None = None, protected: Path | None = None
                      ) -> list[TrainingReward]:
-    """The config's rewards, built with the run's markers, uniquely named, their needs checked."""
+    """The config's rewards, built with the run's markers, uniquely named, the dataset columns
+    they need checked; custom rewards run in the sandbox, which may not read `protected` (the
+    outputs folder) nor the project."""
+    limits = Limits(protected=(*Limits().protected, *([str(protected)] if protected else [])))
     t = cfg.template
     markers = Markers(t.reasoning_start, t.reasoning_end, t.solution_start, t.solution_end)
-    has_reference = any(r is not None for r in dataset["reference"])
     built, seen = [], {}
     for entry in cfg.rewards:
-        spec = get_spec(entry.name)
-        if "reference" in spec.needs and not has_reference:
-            raise DatasetError(f"reward {entry.name!r} compares with a reference answer, but no "
-                               f"row has one; map dataset.mapping.reference",
-                               field="dataset.mapping.reference")
         seen[entry.name] = seen.get(entry.name, 0) + 1
         name = entry.name if seen[entry.name] == 1 else f"{entry.name}_{seen[entry.name]}"
-        reward = build_reward(entry.name, entry.params, markers, name=name)
-        built.append(TrainingReward(reward, recorder))
+        if entry.source is not None:
+            reward = CustomReward(name, entry.source, entry.params, limits)
+        else:
+            _check_columns(entry.name, get_spec(entry.name).fields(entry.params), dataset)
+            reward = build_reward(entry.name, entry.params, markers, name=name)
+            if alerts is not None:
+                alerts.ranges[name] = get_spec(entry.name).range
+        built.append(TrainingReward(reward, recorder, alerts))
     return built
+
+
+def _check_columns(reward: str, fields: list[str], dataset: Any) -> None:
+    """Every column the reward reads has a value in at least one row."""
+    for column in fields:
+        if column in dataset.column_names and any(v is not None for v in dataset[column]):
+            continue
+        if column == "reference":
+            raise DatasetError(f"reward {reward!r} compares with a reference answer, but no row "
+                               f"has one; map dataset.mapping.reference",
+                               field="dataset.mapping.reference")
+        raise DatasetError(f"reward {reward!r} reads the column {column!r}, but no row of the "
+                           f"dataset has it; choose the column in the reward's parameters",
+                           field="rewards")
 
 
 def _save_result(trainer: Any, loaded: LoadedModel, folder: Path) -> None:

@@ -1,16 +1,17 @@
 """The rewards as the trainer calls them: checked, given `prompt`, and recorded for `sample` events.
 
-TRL calls each reward with `prompts`, `completions` and the dataset's other columns. We pass
-`prompt` too (DESIGN.md §5), turn chat-shaped completions into text, and fail loudly, naming the
-reward, the row and the cause, when a reward returns the wrong number of values or NaN/inf.
+TRL calls each reward with `prompts`, `completions` and the dataset's other columns (and its own
+control objects, which we hold back). We pass `prompt` too (DESIGN.md §5), turn chat-shaped
+completions into text, and fail loudly, naming the reward, the row and the cause, when a reward
+returns the wrong number of values, text or inf; NaN is skipped and reported as an alert.
 The latest batch of scores is kept so the callback can write `sample` events.
 """
 from __future__ import annotations
 
-import math
-from typing import Any
+from typing import Any, Callable
 
-from rewards import BoundReward, RewardError
+from core.training.alerts import AlertWatcher
+from rewards import check_scores
 
 
 class SampleRecorder:
@@ -56,35 +57,30 @@ def _as_text(completion: Any) -> str:
     return str(completion)
 
 
-class TrainingReward:
-    """Wraps a registered reward for TRL: named like it, checked, recorded."""
+TRL_CONTROL_KEYS = ("trainer_state", "log_extra", "log_metric", "environments")
 
-    def __init__(self, reward: BoundReward, recorder: SampleRecorder):
+
+class TrainingReward:
+    """Wraps a registered or custom reward for TRL: named like it, checked, recorded. A NaN score
+    becomes None (the row is left out of that reward's mean) and raises a `reward_missing`
+    alert, as does a batch the reward scored not at all."""
+
+    def __init__(self, reward: Callable[..., list], recorder: SampleRecorder,
+                 alerts: AlertWatcher | None = None):
         self.reward = reward
         self.recorder = recorder
+        self.alerts = alerts
         self.__name__ = reward.__name__
 
     def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list:
         texts = [_as_text(c) for c in completions]
         prompt_texts = [_as_text(p) for p in prompts]
+        kwargs = {k: v for k, v in kwargs.items() if k not in TRL_CONTROL_KEYS}
         kwargs.setdefault("prompt", prompt_texts)
         scores = list(self.reward(texts, **kwargs))
-        check_scores(self.__name__, scores, len(texts))
+        nan_rows = check_scores(self.__name__, scores, len(texts))
+        scores = [None if i in nan_rows else s for i, s in enumerate(scores)]
+        if self.alerts is not None:
+            self.alerts.observe_scores(self.__name__, scores, nan_rows)
         self.recorder.record(self.__name__, prompt_texts, texts, kwargs.get("reference"), scores)
         return scores
-
-
-def check_scores(name: str, scores: list[Any], expected: int) -> None:
-    if len(scores) != expected:
-        raise RewardError(f"reward {name!r} returned {len(scores)} values for {expected} "
-                          f"completions; it must return one per completion")
-    for row, value in enumerate(scores):
-        if value is None:
-            continue
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            number = math.nan
-        if isinstance(value, str) or not math.isfinite(number):
-            raise RewardError(f"reward {name!r} returned {value!r} for row {row}; "
-                              f"return a finite number (or None to skip the row)")

@@ -121,3 +121,37 @@ def test_failures_end_failed_with_one_readable_line(tmp_path, tiny_model, patch,
     assert state["status"] == "failed"
     assert message in state["error"] and "\n" not in state["error"]
     assert [e["status"] for e in run.iter_events() if e["type"] == "status"][-1] == "failed"
+
+
+def alerts_of(run: RunDir) -> list[dict]:
+    return [e for e in run.iter_events() if e["type"] == "alert"]
+
+
+def test_a_constant_reward_raises_the_no_learning_signal_alert(tmp_path, tiny_model):
+    constant = {"name": "length_band", "params": {"min_length": 0, "max_length": 1_000_000}}
+    run = train(tmp_path, tiny_config(tiny_model, training={"max_steps": 11},
+                                      output={"sample_every": 0}) | {"rewards": [constant]})
+    assert run.read_state()["status"] == "completed", run.read_state()["error"]
+    by_kind = {a["kind"]: a for a in alerts_of(run)}
+    assert by_kind["no_signal"]["step"] == 10
+    assert by_kind["reward_at_max"]["reward"] == "length_band"
+    assert "no learning signal" in by_kind["no_signal"]["message"]
+
+
+def test_a_custom_reward_trains_in_the_sandbox_and_sees_dataset_columns(tmp_path, tiny_model):
+    source = ("def reward(completions, **kwargs):\n"
+              "    assert all(r.isdigit() for r in kwargs['reference'])\n"
+              "    return [len(c) / 100 for c in completions]\n")
+    cfg = tiny_config(tiny_model) | {"rewards": [{"name": "my_len", "source": source}]}
+    run = train(tmp_path, cfg)
+    assert run.read_state()["status"] == "completed", run.read_state()["error"]
+    assert all("rewards/my_len/mean" in m for m in grpo_metrics(run))
+
+
+def test_a_failing_custom_reward_fails_the_run_naming_reward_row_and_cause(tmp_path, tiny_model):
+    source = "def reward(completions, **kwargs):\n    return [1 / 0 for c in completions]\n"
+    cfg = tiny_config(tiny_model) | {"rewards": [{"name": "broken", "source": source}]}
+    run = train(tmp_path, cfg)
+    state = run.read_state()
+    assert state["status"] == "failed"
+    assert "custom reward 'broken' failed on row 1: ZeroDivisionError" in state["error"]

@@ -108,6 +108,27 @@ def test_history_samples_logs_and_checkpoints_of_a_run(client, services):
     assert client.get("/api/training/h/checkpoints").json["checkpoints"][0]["step"] == 2
 
 
+def test_samples_filter_by_step_and_text_and_alerts_are_listed(client, services):
+    start(client, session_id="f")
+    run = services.runs.run("f")
+    for step, prompt, completion in ((1, "2+2?", "four"), (2, "3+3?", "six"), (2, "5+5?", "ten")):
+        run.append_event("sample", phase="grpo", step=step, prompt=prompt,
+                         completions=[completion], scores={"a": [1.0]}, total=[1.0],
+                         reference=None)
+    run.append_event("alert", phase="grpo", step=2, kind="no_signal", reward=None, value=1.0,
+                     message="no learning signal", advice="give partial credit", level="warning")
+    every = client.get("/api/training/f/samples").json
+    assert (every["total"], every["steps"]) == (3, [1, 2])
+    assert [s["prompt"] for s in every["samples"]] == ["5+5?", "3+3?", "2+2?"]  # newest first
+    step2 = client.get("/api/training/f/samples?step=2&limit=1&offset=1").json
+    assert step2["total"] == 2 and [s["prompt"] for s in step2["samples"]] == ["3+3?"]
+    found = client.get("/api/training/f/samples?q=SIX").json  # case-insensitive, in completions
+    assert [s["prompt"] for s in found["samples"]] == ["3+3?"] and found["total"] == 1
+    assert client.get("/api/training/f/samples?step=x").json["field"] == "step"
+    alerts = client.get("/api/training/f/alerts").json["alerts"]
+    assert [(a["kind"], a["step"]) for a in alerts] == [("no_signal", 2)]
+
+
 @pytest.mark.parametrize("url, field", [
     ("/api/training/h/metrics?since=abc", "since"),   # not a number
     ("/api/training/h/samples?limit=0", "limit"),     # below the range

@@ -87,6 +87,9 @@ def test_file_tail_returns_complete_lines_once(tmp_path):
     # a failed status carries its error
     ({"type": "status", "time": 1.0, "status": "failed", "error": "boom"}, "training_status",
      {"status": "failed", "error": "boom"}),
+    # a reward alert keeps its kind, message and advice
+    ({"type": "alert", "time": 1.0, "step": 10, "kind": "no_signal", "message": "m",
+      "advice": "a"}, "training_alert", {"kind": "no_signal", "step": 10, "advice": "a"}),
     # anything else (checkpoint, phase, resume) is a training_event
     ({"type": "checkpoint", "time": 1.0, "step": 4}, "training_event", {"type": "checkpoint"}),
 ])

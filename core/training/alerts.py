@@ -1,0 +1,145 @@
+"""Reward alerts: the signs, read from TRL's log records and from the rewards' own outputs, that a
+GRPO run is not learning, with what to do about each.
+
+Kinds (each raised once, and again only after its condition has cleared):
+- `no_signal`: in at least 90 % of prompt groups every generation got the same reward
+  (`frac_reward_zero_std`), for 10 logged steps in a row: advantages are zero, nothing is learnt;
+- `reward_at_min` / `reward_at_max`: one reward's mean sits at the lowest / highest score it can
+  give, with no spread, for 10 steps: it is never (or always) satisfied, so it teaches nothing;
+- `reward_missing`: a reward returned None or NaN for every row of a batch, or NaN for some rows
+  (those rows are left out of its mean); raised once per reward;
+- `kl_high`: the KL to the reference model rose above `KL_LIMIT`;
+- `length_limit`: more than half of the completions were cut at max_completion_length, for 3 steps.
+
+Does not: stop the run or change anything; alerts are advice written as `alert` events.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import Any
+
+WINDOW = 10
+NO_SIGNAL_FRACTION = 0.9
+KL_LIMIT = 1.0
+CLIPPED_FRACTION = 0.5
+CLIPPED_WINDOW = 3
+FLAT = 1e-6
+
+
+@dataclass
+class Alert:
+    kind: str
+    message: str
+    advice: str
+    reward: str | None = None
+    value: float | None = None
+    level: str = "warning"
+
+    def to_event(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+class AlertWatcher:
+    """Feed it every GRPO log record (`observe_metrics`) and every reward batch
+    (`observe_scores`); `take()` hands over the alerts raised since the last call."""
+
+    def __init__(self, ranges: dict[str, tuple[float, float]] | None = None):
+        self.ranges = ranges or {}   # reward name -> (lowest, highest) score; unknown: none
+        self.history: dict[str, deque] = {}
+        self.active: set[tuple[str, str | None]] = set()
+        self.pending: list[Alert] = []
+
+    def take(self) -> list[Alert]:
+        pending, self.pending = self.pending, []
+        return pending
+
+    def _window(self, key: str, value: float | None, size: int = WINDOW) -> list[float] | None:
+        """The last `size` values of `key` once it has that many, None until then."""
+        values = self.history.setdefault(key, deque(maxlen=size))
+        if value is None:
+            values.clear()
+            return None
+        values.append(value)
+        return list(values) if len(values) == size else None
+
+    def _set(self, on: bool, alert: Alert) -> None:
+        key = (alert.kind, alert.reward)
+        if on and key not in self.active:
+            self.active.add(key)
+            self.pending.append(alert)
+        elif not on:
+            self.active.discard(key)
+
+    def observe_metrics(self, logs: dict[str, Any]) -> None:
+        self._no_signal(_number(logs.get("frac_reward_zero_std")))
+        for key, value in logs.items():
+            if key.startswith("rewards/") and key.endswith("/mean"):
+                name = key[len("rewards/"):-len("/mean")]
+                self._stuck(name, _number(value), _number(logs.get(f"rewards/{name}/std")))
+        kl = _number(logs.get("kl"))
+        if kl is not None:
+            self._set(kl > KL_LIMIT, Alert(
+                "kl_high", f"KL to the reference model is {kl:.3g}, above {KL_LIMIT:g}.",
+                "The policy is drifting far from the base model: lower the learning rate, raise "
+                "beta, or check that a reward is not being gamed.", value=kl))
+        clipped = self._window("clipped", _number(logs.get("completions/clipped_ratio")),
+                               CLIPPED_WINDOW)
+        if clipped is not None:
+            self._set(min(clipped) > CLIPPED_FRACTION, Alert(
+                "length_limit", f"{clipped[-1]:.0%} of completions were cut at the length limit "
+                                f"for {CLIPPED_WINDOW} steps.",
+                "Raise max_completion_length, or reward shorter answers (a length reward) so "
+                "the model finishes its answers.", value=clipped[-1]))
+
+    def _no_signal(self, fraction: float | None) -> None:
+        values = self._window("no_signal", fraction)
+        if values is None:
+            return
+        self._set(min(values) >= NO_SIGNAL_FRACTION, Alert(
+            "no_signal", f"In {values[-1]:.0%} of prompt groups every generation got the same "
+                         f"reward, for {WINDOW} steps: there is no learning signal.",
+            "Make the rewards able to tell generations apart: give partial credit, add a format "
+            "or length reward, raise the temperature or num_generations, or use easier prompts.",
+            value=values[-1]))
+
+    def _stuck(self, name: str, mean: float | None, std: float | None) -> None:
+        values = self._window(f"reward:{name}", mean)
+        if values is None or name not in self.ranges:
+            return
+        low, high = self.ranges[name]
+        flat = max(values) - min(values) <= FLAT and (std is None or std <= FLAT)
+        self._set(flat and abs(values[-1] - low) <= FLAT, Alert(
+            "reward_at_min", f"Reward {name} has stayed at its lowest score ({low:g}) for "
+                             f"{WINDOW} steps.",
+            "No generation satisfies it, so it teaches nothing: check its parameters and the "
+            "dataset mapping on the reward testing page, give partial credit, or teach the "
+            "format first with a pre-training SFT phase.", reward=name, value=values[-1]))
+        self._set(flat and abs(values[-1] - high) <= FLAT, Alert(
+            "reward_at_max", f"Reward {name} has stayed at its highest score ({high:g}) for "
+                             f"{WINDOW} steps.",
+            "Every generation already satisfies it, so it teaches nothing more: make it "
+            "stricter, lower its weight, or remove it.", reward=name, value=values[-1]))
+
+    def observe_scores(self, name: str, scores: list[float | None], nan_rows: list[int]) -> None:
+        missing = sum(1 for s in scores if s is None) + len(nan_rows)
+        if scores and missing == len(scores):
+            self._set(True, Alert(
+                "reward_missing", f"Reward {name} returned None or NaN for every completion of "
+                                  f"a batch.",
+                "It gives no score at all: check that the dataset has the fields it needs "
+                "(the reference answer is mapped) and test it on the reward testing page.",
+                reward=name))
+        elif nan_rows:
+            rows = ", ".join(str(r + 1) for r in nan_rows[:5])
+            self._set(True, Alert(
+                "reward_missing", f"Reward {name} returned NaN for rows {rows} of a batch; those "
+                                  f"rows were left out of its mean.",
+                "Return None for rows the reward does not apply to, and a finite number "
+                "otherwise; try the failing completions on the reward testing page.",
+                reward=name))
