@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CHART_JS=4.6.1
 SOCKET_IO_CLIENT=4.8.4
+CODEMIRROR=5.65.21  # the last CodeMirror 5: one plain script (global CodeMirror), no bundler
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -18,7 +19,8 @@ fetch() {  # package version files... (paths inside the package) -> static/vendo
   echo "$pkg $version" > "static/vendor/$pkg/VERSION"
 }
 
-rm -rf static/vendor/chart.js static/vendor/socket.io-client
+rm -rf static/vendor/chart.js static/vendor/socket.io-client static/vendor/codemirror
 fetch chart.js "$CHART_JS" dist/chart.umd.min.js LICENSE.md
 fetch socket.io-client "$SOCKET_IO_CLIENT" dist/socket.io.min.js LICENSE
-(cd static/vendor && sha256sum */*.js > SHA256SUMS)
+fetch codemirror "$CODEMIRROR" lib/codemirror.js lib/codemirror.css mode/python/python.js LICENSE
+(cd static/vendor && sha256sum */*.js */*.css | sort -k2 > SHA256SUMS)

@@ -13,6 +13,8 @@ export class ApiError extends Error {
     super(body?.error || `HTTP ${status}`);
     this.status = status;
     this.field = body?.field;
+    this.line = body?.line;  // a line of user-written code (custom rewards)
+    this.body = body || {};
     this.problems = body?.problems || [];
   }
 }
@@ -35,6 +37,16 @@ export async function api(method, url, body) {
   const data = await response.json().catch(() => ({}));
   if (!response.ok) throw new ApiError(response.status, data);
   return data;
+}
+
+/** The element showing errors for a dotted field (`data-error-for`), or for its nearest parent:
+ * "rewards.0.params.mode" falls back to "rewards.0", then "rewards". */
+export function errorSlotFor(field, root = document) {
+  for (let path = field || ""; path; path = path.includes(".") ? path.slice(0, path.lastIndexOf(".")) : "") {
+    const slot = root.querySelector(`[data-error-for="${CSS.escape(path)}"]`);
+    if (slot) return slot;
+  }
+  return null;
 }
 
 /** A short message at the bottom right that goes away by itself. */

@@ -1,7 +1,8 @@
 // The new-run wizard: binds every [data-field] input to the draft config (by dotted path), keeps
 // the draft in localStorage, validates it on the server after each change and shows each problem
 // at its field. Each step adds its own parts (catalogs, previews, rewards) below.
-import { api, t, el, toast, DRAFT_KEY, storeDraft } from "./common.js";
+import { api, t, el, toast, errorSlotFor, DRAFT_KEY, storeDraft } from "./common.js";
+import { renderRewardCatalog, renderCustomRewards } from "./rewards_ui.js";
 
 const MODE_KEY = "grpo-studio.setup-mode";
 const FIELDS_KEY = "grpo-studio.dataset-fields";
@@ -110,21 +111,13 @@ async function validate() {
   }
 }
 
-function slotFor(field) {
-  for (let path = field; path; path = path.includes(".") ? path.slice(0, path.lastIndexOf(".")) : "") {
-    const slot = document.querySelector(`[data-error-for="${CSS.escape(path)}"]`);
-    if (slot) return slot;
-  }
-  return null;
-}
-
 function showProblems() {
   document.querySelectorAll("[data-error-for]").forEach((slot) => {
     slot.textContent = "";
     slot.closest(".field")?.classList.remove("invalid");
   });
   for (const problem of problems) {
-    const slot = slotFor(problem.field);
+    const slot = errorSlotFor(problem.field);
     if (!slot) continue;
     slot.textContent = slot.textContent ? `${slot.textContent} ${problem.message}` : problem.message;
     slot.closest(".field")?.classList.add("invalid");
@@ -140,10 +133,10 @@ function setUpNavigation() {
     event.preventDefault();
     const target = event.currentTarget.href;
     const result = await validate();
-    const here = (result?.problems || []).filter((p) => stepOf(p.field) === stepName && slotFor(p.field));
+    const here = (result?.problems || []).filter((p) => stepOf(p.field) === stepName && errorSlotFor(p.field));
     if (here.length) {
       document.getElementById("step-problems").textContent = t("Fix the fields marked in red first.");
-      slotFor(here[0].field).closest(".field, section")?.scrollIntoView({ block: "center" });
+      errorSlotFor(here[0].field).closest(".field, section")?.scrollIntoView({ block: "center" });
       return;
     }
     window.location.href = target;
@@ -379,9 +372,22 @@ function trainingStep() {
 // ---- step: rewards ------------------------------------------------------------------------
 async function rewardsStep() {
   showWhen("data-algorithm-show", draft.algorithm.name);
-  const { rewards } = await api("GET", "/api/rewards/list");
   draft.rewards = Array.isArray(draft.rewards) ? draft.rewards : [];
-  renderRewards(rewards);
+  const [{ rewards }, library] = await Promise.all([api("GET", "/api/rewards/list"), customLibrary()]);
+  const changedRewards = () => changed("rewards");
+  renderRewardCatalog(document.getElementById("reward-catalog"), rewards, draft.rewards,
+    { mapped: mappedFields(), changed: changedRewards, rendered: showProblems });
+  renderCustomRewards(document.getElementById("custom-rewards"), library, draft.rewards,
+    { changed: changedRewards, rendered: showProblems, failed: (err) => toast(err.message, "error") });
+}
+
+async function customLibrary() {
+  try {
+    return (await api("GET", "/api/rewards/custom")).rewards;
+  } catch (err) {
+    toast(err.message, "error");
+    return [];
+  }
 }
 
 function mappedFields() {
@@ -393,88 +399,6 @@ function mappedFields() {
   } catch { /* no preview yet */ }
   const has = (role) => Boolean(mapping[role] || suggested[role]);
   return { reference: has("reference") || has("response"), prompt: has("instruction") || has("messages") };
-}
-
-function renderRewards(catalog) {
-  const box = document.getElementById("reward-catalog");
-  box.replaceChildren();
-  const mapped = mappedFields();
-  const categories = [...new Set(catalog.map((r) => r.category))];
-  for (const category of categories) {
-    box.append(el("h2", t(category)));
-    const list = el("div", null, { class: "cards" });
-    for (const spec of catalog.filter((r) => r.category === category)) list.append(rewardCard(spec, mapped, catalog));
-    box.append(list);
-  }
-  showProblems();
-}
-
-function rewardCard(spec, mapped, catalog) {
-  const index = draft.rewards.findIndex((r) => r.name === spec.id);
-  const chosen = index >= 0 ? draft.rewards[index] : null;
-  const card = el("div", null, { class: `card${chosen ? " selected" : ""}`, "data-reward": spec.id });
-  const label = el("label");
-  const box = el("input", null, { type: "checkbox" });
-  box.checked = Boolean(chosen);
-  box.addEventListener("change", () => {
-    if (box.checked) draft.rewards.push({ name: spec.id, weight: 1.0, params: {} });
-    else draft.rewards.splice(draft.rewards.findIndex((r) => r.name === spec.id), 1);
-    changed("rewards");
-    renderRewards(catalog);
-  });
-  label.append(box, el("strong", ` ${t(spec.name)}`));
-  card.append(label, el("small", t(spec.description)));
-  for (const need of spec.needs) {
-    const ok = mapped[need] ?? true;
-    card.append(el("span", `${t("needs")} ${need}: ${ok ? t("mapped") : t("not mapped")}`, { class: `badge ${ok ? "good" : "bad"}` }));
-  }
-  if (chosen) {
-    card.append(numberInput(t("Weight"), chosen.weight, (v) => { chosen.weight = v; }));
-    for (const p of spec.parameters) card.append(paramInput(p, chosen));
-    card.append(el("p", "", { class: "error", "data-error-for": `rewards.${index}`, role: "alert" }));
-  }
-  return card;
-}
-
-function numberInput(label, value, set) {
-  const wrap = el("div", null, { class: "field" });
-  const input = el("input", null, { type: "number", step: "any" });
-  input.value = value;
-  input.addEventListener("input", () => {
-    set(input.value.trim() === "" || Number.isNaN(Number(input.value)) ? input.value : Number(input.value));
-    changed("rewards");
-  });
-  wrap.append(el("label", label), input);
-  return wrap;
-}
-
-function paramInput(param, chosen) {
-  const value = param.name in chosen.params ? chosen.params[param.name] : param.default;
-  const set = (v) => { chosen.params[param.name] = v; changed("rewards"); };
-  const wrap = el("div", null, { class: "field" });
-  let input;
-  if (param.choices) {
-    input = el("select");
-    param.choices.forEach((c) => input.append(el("option", c, { value: c })));
-    input.value = value;
-    input.addEventListener("change", () => set(input.value));
-  } else if (typeof param.default === "boolean") {
-    input = el("input", null, { type: "checkbox" });
-    input.checked = value;
-    input.addEventListener("change", () => set(input.checked));
-  } else if (typeof param.default === "number") {
-    input = el("input", null, { type: "number", step: "any" });
-    if (param.minimum !== null) input.min = param.minimum;
-    if (param.maximum !== null) input.max = param.maximum;
-    input.value = value;
-    input.addEventListener("input", () => set(Number.isNaN(Number(input.value)) || input.value === "" ? input.value : Number(input.value)));
-  } else {
-    input = el("input", null, { type: "text" });
-    input.value = value ?? "";
-    input.addEventListener("input", () => set(input.value));
-  }
-  wrap.append(el("label", param.name), input, el("p", t(param.help), { class: "help" }));
-  return wrap;
 }
 
 // ---- step: review -------------------------------------------------------------------------
