@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 WINDOW = 10
@@ -28,17 +28,68 @@ CLIPPED_WINDOW = 3
 FLAT = 1e-6
 
 
+# kind -> (message template, advice): English, with {named} values; the monitor translates the
+# template (tools/i18n.py extracts these texts) and fills in the event's `params`.
+TEXTS: dict[str, tuple[str, str]] = {
+    "no_signal": (
+        "In {share} of prompt groups every generation got the same reward, for {steps} steps: "
+        "there is no learning signal.",
+        "Make the rewards able to tell generations apart: give partial credit, add a format or "
+        "length reward, raise the temperature or num_generations, or use easier prompts."),
+    "reward_at_min": (
+        "Reward {reward} has stayed at its lowest score ({score}) for {steps} steps.",
+        "No generation satisfies it, so it teaches nothing: check its parameters and the dataset "
+        "mapping on the reward testing page, give partial credit, or teach the format first with "
+        "a pre-training SFT phase."),
+    "reward_at_max": (
+        "Reward {reward} has stayed at its highest score ({score}) for {steps} steps.",
+        "Every generation already satisfies it, so it teaches nothing more: make it stricter, "
+        "lower its weight, or remove it."),
+    "reward_none": (
+        "Reward {reward} returned None or NaN for every completion of a batch.",
+        "It gives no score at all: check that the dataset has the fields it needs (the reference "
+        "answer is mapped) and test it on the reward testing page."),
+    "reward_nan": (
+        "Reward {reward} returned NaN for rows {rows} of a batch; those rows were left out of "
+        "its mean.",
+        "Return None for rows the reward does not apply to, and a finite number otherwise; try "
+        "the failing completions on the reward testing page."),
+    "kl_high": (
+        "KL to the reference model is {kl}, above {limit}.",
+        "The policy is drifting far from the base model: lower the learning rate, raise beta, or "
+        "check that a reward is not being gamed."),
+    "length_limit": (
+        "{share} of completions were cut at the length limit for {steps} steps.",
+        "Raise max_completion_length, or reward shorter answers (a length reward) so the model "
+        "finishes its answers."),
+}
+
+
 @dataclass
 class Alert:
     kind: str
-    message: str
-    advice: str
+    params: dict[str, str] = field(default_factory=dict)
     reward: str | None = None
     value: float | None = None
     level: str = "warning"
 
+    @property
+    def message(self) -> str:
+        return TEXTS[self.template_kind][0].format(**self.params)
+
+    @property
+    def advice(self) -> str:
+        return TEXTS[self.template_kind][1]
+
+    @property
+    def template_kind(self) -> str:
+        return "reward_none" if self.kind == "reward_missing" and "rows" not in self.params \
+            else "reward_nan" if self.kind == "reward_missing" else self.kind
+
     def to_event(self) -> dict[str, Any]:
-        return asdict(self)
+        """`message` and `advice` in English, and `template` + `params` to translate them."""
+        return {**asdict(self), "message": self.message, "advice": self.advice,
+                "template": TEXTS[self.template_kind][0]}
 
 
 def _number(value: Any) -> float | None:
@@ -85,27 +136,20 @@ class AlertWatcher:
         kl = _number(logs.get("kl"))
         if kl is not None:
             self._set(kl > KL_LIMIT, Alert(
-                "kl_high", f"KL to the reference model is {kl:.3g}, above {KL_LIMIT:g}.",
-                "The policy is drifting far from the base model: lower the learning rate, raise "
-                "beta, or check that a reward is not being gamed.", value=kl))
+                "kl_high", {"kl": f"{kl:.3g}", "limit": f"{KL_LIMIT:g}"}, value=kl))
         clipped = self._window("clipped", _number(logs.get("completions/clipped_ratio")),
                                CLIPPED_WINDOW)
         if clipped is not None:
             self._set(min(clipped) > CLIPPED_FRACTION, Alert(
-                "length_limit", f"{clipped[-1]:.0%} of completions were cut at the length limit "
-                                f"for {CLIPPED_WINDOW} steps.",
-                "Raise max_completion_length, or reward shorter answers (a length reward) so "
-                "the model finishes its answers.", value=clipped[-1]))
+                "length_limit", {"share": f"{clipped[-1]:.0%}", "steps": str(CLIPPED_WINDOW)},
+                value=clipped[-1]))
 
     def _no_signal(self, fraction: float | None) -> None:
         values = self._window("no_signal", fraction)
         if values is None:
             return
         self._set(min(values) >= NO_SIGNAL_FRACTION, Alert(
-            "no_signal", f"In {values[-1]:.0%} of prompt groups every generation got the same "
-                         f"reward, for {WINDOW} steps: there is no learning signal.",
-            "Make the rewards able to tell generations apart: give partial credit, add a format "
-            "or length reward, raise the temperature or num_generations, or use easier prompts.",
+            "no_signal", {"share": f"{values[-1]:.0%}", "steps": str(WINDOW)},
             value=values[-1]))
 
     def _stuck(self, name: str, mean: float | None, std: float | None) -> None:
@@ -114,32 +158,15 @@ class AlertWatcher:
             return
         low, high = self.ranges[name]
         flat = max(values) - min(values) <= FLAT and (std is None or std <= FLAT)
-        self._set(flat and abs(values[-1] - low) <= FLAT, Alert(
-            "reward_at_min", f"Reward {name} has stayed at its lowest score ({low:g}) for "
-                             f"{WINDOW} steps.",
-            "No generation satisfies it, so it teaches nothing: check its parameters and the "
-            "dataset mapping on the reward testing page, give partial credit, or teach the "
-            "format first with a pre-training SFT phase.", reward=name, value=values[-1]))
-        self._set(flat and abs(values[-1] - high) <= FLAT, Alert(
-            "reward_at_max", f"Reward {name} has stayed at its highest score ({high:g}) for "
-                             f"{WINDOW} steps.",
-            "Every generation already satisfies it, so it teaches nothing more: make it "
-            "stricter, lower its weight, or remove it.", reward=name, value=values[-1]))
+        for kind, end in (("reward_at_min", low), ("reward_at_max", high)):
+            params = {"reward": name, "score": f"{end:g}", "steps": str(WINDOW)}
+            self._set(flat and abs(values[-1] - end) <= FLAT,
+                      Alert(kind, params, reward=name, value=values[-1]))
 
     def observe_scores(self, name: str, scores: list[float | None], nan_rows: list[int]) -> None:
         missing = sum(1 for s in scores if s is None) + len(nan_rows)
         if scores and missing == len(scores):
-            self._set(True, Alert(
-                "reward_missing", f"Reward {name} returned None or NaN for every completion of "
-                                  f"a batch.",
-                "It gives no score at all: check that the dataset has the fields it needs "
-                "(the reference answer is mapped) and test it on the reward testing page.",
-                reward=name))
+            self._set(True, Alert("reward_missing", {"reward": name}, reward=name))
         elif nan_rows:
             rows = ", ".join(str(r + 1) for r in nan_rows[:5])
-            self._set(True, Alert(
-                "reward_missing", f"Reward {name} returned NaN for rows {rows} of a batch; those "
-                                  f"rows were left out of its mean.",
-                "Return None for rows the reward does not apply to, and a finite number "
-                "otherwise; try the failing completions on the reward testing page.",
-                reward=name))
+            self._set(True, Alert("reward_missing", {"reward": name, "rows": rows}, reward=name))

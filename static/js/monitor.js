@@ -1,12 +1,14 @@
 // The training monitor: redraws the full metric history from /metrics, then follows the run live
-// through its Socket.IO room (training_update, training_sample, training_log, training_status).
-import { api, t, el, toast, socket, formatDuration, formatNumber, statusText, phaseText } from "./common.js";
+// through its Socket.IO room (training_update, training_sample, training_alert, training_log,
+// training_status). The alerts panel and the rollout viewer live in alerts.js and rollouts.js.
+import { api, t, toast, socket, formatDuration, formatNumber, statusText, phaseText } from "./common.js";
+import { loadAlerts, receiveAlert } from "./alerts.js";
+import { loadRollouts, receiveSample, setUpRollouts } from "./rollouts.js";
 
 const root = document.getElementById("monitor");
 const runId = root.dataset.runId;
 const PHASES = { pre_training: "SFT", sft: "SFT", grpo: "GRPO" };
 const COLORS = ["#2f6fde", "#d9534f", "#1d8a4e", "#a86a00", "#7b4fd6", "#0097a7", "#c2185b", "#5d6678"];
-const MAX_SAMPLES = 30;
 
 // chart id -> series: [metric key or function(metrics) -> value, label]
 const CHARTS = {
@@ -126,22 +128,7 @@ async function refreshState() {
   showHeader();
 }
 
-// ---- samples and log ----------------------------------------------------------------------
-function addSample(sample, atTop = true) {
-  const body = document.querySelector("#samples-table tbody");
-  const rows = (sample.completions || []).map((completion, i) => {
-    const tr = el("tr");
-    tr.append(el("td", `${PHASES[sample.phase] || ""} ${sample.step ?? ""}`), el("td", i === 0 ? sample.prompt : "", { class: "text" }),
-      el("td", completion, { class: "text" }), el("td", sample.reference ?? "–", { class: "text" }));
-    const scores = Object.entries(sample.scores || {}).map(([name, values]) => `${name}: ${formatNumber(values[i])}`);
-    if (sample.total) scores.push(`${t("total")}: ${formatNumber(sample.total[i])}`);
-    tr.append(el("td", scores.join("\n"), { class: "text" }));
-    return tr;
-  });
-  if (atTop) body.prepend(...rows); else body.append(...rows);
-  while (body.rows.length > MAX_SAMPLES * 4) body.deleteRow(-1);
-}
-
+// ---- log -----------------------------------------------------------------------------------
 function addLogLine(line) {
   const pre = document.getElementById("log-tail");
   const nearBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 20;
@@ -188,12 +175,16 @@ async function reloadMetrics() {
   await loadMetrics();
 }
 
-async function loadHistory() {
-  await loadMetrics();
-  const { samples } = await api("GET", `/api/training/${encodeURIComponent(runId)}/samples?limit=${MAX_SAMPLES}`);
-  samples.reverse().forEach((s) => addSample(s));
+async function loadLog() {
   const { lines } = await api("GET", `/api/training/${encodeURIComponent(runId)}/logs?tail=200`);
   lines.forEach(addLogLine);
+}
+
+/** Each part of the history on its own: one that cannot be read leaves the others shown. */
+async function loadHistory() {
+  for (const load of [loadMetrics, () => loadAlerts(runId), loadRollouts, loadLog]) {
+    await load().catch((err) => toast(err.message, "error"));
+  }
 }
 
 // live updates that arrive while the history loads wait here, so points stay in order
@@ -224,7 +215,8 @@ function follow() {
     if (u.session_id !== runId) return;
     if (pending) pending.push(u); else applyUpdate(u);
   });
-  io.on("training_sample", (s) => s.session_id === runId && addSample(s));
+  io.on("training_sample", (s) => s.session_id === runId && receiveSample(s));
+  io.on("training_alert", (a) => a.session_id === runId && receiveAlert(a));
   io.on("training_log", (l) => l.session_id === runId && addLogLine(l.line));
   io.on("training_status", (s) => {
     if (s.session_id !== runId) return;
@@ -242,6 +234,7 @@ function follow() {
 async function main() {
   makeCharts();
   setUpControls();
+  setUpRollouts(runId);
   try {
     await follow();
     await refreshState();

@@ -142,7 +142,7 @@ def test_wizard_walk_start_stop_and_reload(page: Page, live_server: Any, tiny_mo
     drawn = page.evaluate("() => Chart.getChart('chart-reward').data.datasets[0].data"
                           ".filter(v => typeof v === 'number').length")
     assert drawn >= 2, "the reward chart has no points"
-    expect(page.locator("#samples-table tbody tr").first).to_be_visible(timeout=60_000)
+    expect(page.locator("#rollout-groups > article.rollout").first).to_be_visible(timeout=60_000)
     expect(page.locator("#log-tail")).not_to_be_empty()
     shoot(page, screenshots, "monitor.png")
 
@@ -161,7 +161,7 @@ def test_wizard_walk_start_stop_and_reload(page: Page, live_server: Any, tiny_mo
     wait_ready(page)
     wait_points(page, seen, 10_000)
     expect(page.locator("#monitor")).to_have_attribute("data-status", "cancelled")
-    expect(page.locator("#samples-table tbody tr").first).to_be_visible()
+    expect(page.locator("#rollout-groups > article.rollout").first).to_be_visible()
 
 
 # ---- language -----------------------------------------------------------------------------
