@@ -2,9 +2,10 @@
 
 Sources: Jinja templates (`_()`), Python in routes/ and services/ (`_`, `_l`, `N_`), JavaScript in
 static/js (`t("...")`), and the texts that live in data: the config schema's help texts and the
-reward registry's names, categories, descriptions and parameter help. Writes
-translations/messages.pot, merges it into each translations/<lang>/LC_MESSAGES/messages.po (new
-texts arrive untranslated, existing translations are kept), and writes translations/js_strings.json:
+reward registry's names, categories, descriptions and parameter help, the training alerts'
+messages. Writes translations/messages.pot, merges it into each
+translations/<lang>/LC_MESSAGES/messages.po (new texts arrive untranslated, existing translations
+are kept), and writes translations/js_strings.json:
 the texts JavaScript may ask `t()` for, which the server translates for each page.
 
 `python tools/i18n.py check` fails listing any untranslated or fuzzy entry.
@@ -63,10 +64,16 @@ def registry_texts() -> Iterator[str]:
         yield from (p["help"] for p in spec["parameters"])
 
 
+def alert_texts() -> Iterator[str]:
+    from core.training.alerts import TEXTS
+    for message, advice in TEXTS.values():
+        yield from (message, advice)
+
+
 def js_texts() -> list[str]:
     found = list(_extract("static/js", "javascript", "**.js", {"t": None}))
     found += list(_extract("services", "python", "**.py", {"N_": None}))
-    found += list(registry_texts())
+    found += list(registry_texts()) + list(alert_texts())
     return sorted(set(found))
 
 
