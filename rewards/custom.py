@@ -21,8 +21,8 @@ NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
 
 
 def check_name(name: str) -> None:
-    if not NAME.match(name or ""):
-        raise RewardError(f"a custom reward's name must start with a letter and hold only "
+    if not NAME.fullmatch(name or ""):
+        raise RewardError(f"a custom reward's name must start with a letter or _ and hold only "
                           f"letters, digits, _ and - (at most 64): {name!r}")
 
 
@@ -46,17 +46,21 @@ class CustomReward:
                                                   {**kwargs, **self.params}, self.limits)
         except SandboxError as err:
             self.last_output = err.output
-            raise describe(self.__name__, err, len(completions)) from None
+            raise describe(self.__name__, err, list(completions)) from None
         return scores
 
     def __repr__(self) -> str:
         return f"CustomReward({self.__name__!r})"
 
 
-def describe(name: str, err: SandboxError, batch: int | None = None) -> SandboxError:
-    """The sandbox's error, reworded to name the reward, the row (1-based) and the line."""
-    where = f" on row {err.row + 1}" if err.row is not None else \
-        f" while scoring {batch} completions" if batch else ""
+def describe(name: str, err: SandboxError, batch: list[str] | None = None) -> SandboxError:
+    """The sandbox's error, reworded to name the reward, the row (1-based, with the start of its
+    completion, since a batch row is found by its text) and the line."""
+    where = f" while scoring {len(batch)} completions" if batch else ""
+    if err.row is not None:
+        text = batch[err.row] if batch and err.row < len(batch) else ""
+        shown = repr(text[:60]) + ("…" if len(text) > 60 else "")
+        where = f" on row {err.row + 1}" + (f" (completion {shown})" if text else "")
     line = f" (line {err.line})" if err.line and err.kind != "syntax" else ""
     cause = str(err)
     message = f"custom reward {name!r} failed{where}: {cause}{line}"

@@ -6,7 +6,8 @@ rewards' heavy libraries (sympy through math-verify) nor runs them in a request 
 can only time itself out in a main thread); a custom reward goes on through the sandbox from here.
 
 Request: {"rewards": [{"name", "weight", "params"}], "custom_code"?, "custom_weight"?,
-"timeout_seconds"? (the custom reward's limit),
+"timeout_seconds"? (the custom reward's limit), "protected"? (folders it may not read; set by
+the server, never by the client),
 "template"?: {markers}, "cases": [{"prompt", "completion", "reference", ...columns}]}.
 Answer: {"results": [{"total", "components": {name: score}}], "statistics": {"mean", "std", "min",
 "max", "count"}, "per_reward": {name: statistics}, "rewards": [{"name", "weight"}], "output"}, or
@@ -21,7 +22,8 @@ import math
 import sys
 from typing import Any
 
-from rewards import CustomReward, Markers, RewardError, build_reward, check_scores
+from rewards import (CustomReward, Markers, RewardError, build_reward, check_scores, get_spec,
+                     unique_names)
 from rewards.sandbox import Limits, SandboxError
 
 CUSTOM = "custom"
@@ -45,10 +47,14 @@ def markers(template: dict[str, Any] | None) -> Markers:
 
 def build(request: dict[str, Any]) -> list[tuple[str, float, Any, str]]:
     """(name, weight, callable, field) for every reward of the request."""
-    built, seen = [], {}
-    for i, entry in enumerate(request.get("rewards") or []):
-        seen[entry["name"]] = seen.get(entry["name"], 0) + 1
-        name = entry["name"] if seen[entry["name"]] == 1 else f"{entry['name']}_{seen[entry['name']]}"
+    built = []
+    entries = request.get("rewards") or []
+    names = unique_names([e["name"] for e in entries])
+    for i, (entry, name) in enumerate(zip(entries, names)):
+        try:
+            get_spec(entry["name"])
+        except RewardError as err:
+            raise Failure(str(err), f"rewards.{i}.name") from None
         try:
             fn = build_reward(entry["name"], entry.get("params") or {},
                               markers(request.get("template")), name=name)
@@ -57,7 +63,8 @@ def build(request: dict[str, Any]) -> list[tuple[str, float, Any, str]]:
         built.append((name, float(entry.get("weight", 1.0)), fn, f"rewards.{i}"))
     if request.get("custom_code") is not None:
         try:
-            limits = Limits(timeout_seconds=float(request.get("timeout_seconds", 10.0)))
+            limits = Limits(timeout_seconds=float(request.get("timeout_seconds", 10.0)),
+                            protected=(*Limits().protected, *request.get("protected", [])))
             fn = CustomReward(CUSTOM, request["custom_code"], limits=limits)
         except SandboxError as err:
             raise Failure(str(err), "custom_code", err.line) from None

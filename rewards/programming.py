@@ -104,13 +104,6 @@ def row_tests(value: Any) -> list[str]:
     return [line for line in lines if not line.startswith("#")]
 
 
-def _pass_share(text: str, tests: list[str], timeout_seconds: float) -> float:
-    code = python_code(text)
-    if syntax_tree(code) is None:
-        return 0.0
-    return run_code_tests(code, tests, timeout_seconds=timeout_seconds)
-
-
 @register("passes_tests", name="Passes the tests", category="programming",
           description="Share of the row's test cases (assert statements) that pass after the "
                       "completion's Python code runs in the sandbox: 1 when all pass, 0 when none "
@@ -128,11 +121,13 @@ def passes_tests(completions: list[str], *, tests_field: str = "tests",
     rows = column(kwargs, tests_field, len(completions), "passes_tests",
                   f"add a column {tests_field!r} with each row's test cases to the dataset, or "
                   f"set the parameter tests_field")
-    scores: list[float | None] = []
-    for text, value in zip(completions, rows):
-        tests = row_tests(value)
-        scores.append(_pass_share(text, tests, timeout_seconds) if tests else None)
-    return scores
+    tests = [row_tests(value) for value in rows]
+    codes = [python_code(text) for text in completions]
+    runnable = [i for i, (code, t) in enumerate(zip(codes, tests))
+                if t and syntax_tree(code) is not None]
+    shares = dict(zip(runnable, run_code_tests([(codes[i], tests[i]) for i in runnable],
+                                               timeout_seconds)))
+    return [shares.get(i, 0.0) if tests[i] else None for i in range(len(completions))]
 
 
 def _imported_modules(tree: ast.Module) -> list[str]:

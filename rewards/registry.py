@@ -175,3 +175,13 @@ def check_scores(name: str, scores: list[Any], expected: int) -> list[int]:
             raise RewardError(f"reward {name!r} returned {value} for row {row + 1}; return a "
                               f"finite number (or None to skip the row)")
     return nan_rows
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """Names for TRL's logs when a reward is used twice: `x`, `x_2`, `x_3`, …"""
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return unique

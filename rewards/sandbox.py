@@ -3,10 +3,11 @@ separate, limited process, one process per batch.
 
 Every run gets: a fresh temporary working directory (removed afterwards), no stdin, an environment
 with nothing of the server's (no tokens, no keys, no PATH tricks), a wall-clock timeout after which
-its whole process group is killed, a CPU-time limit, an address-space (memory) limit, a file-size
-limit, a small open-file limit, and an audit hook that refuses starting processes, signalling
-processes, opening network connections, and writing, renaming or deleting files outside the
-temporary directory, and reading files inside the project's own folders.
+its whole process group is killed (and an alarm of its own, so it ends even when nobody waits for
+it), a CPU-time limit, an address-space (memory) limit, a file-size limit, a small open-file
+limit, and an audit hook that refuses starting processes (multiprocessing included), signalling
+processes, name lookups and network connections, and writing, renaming or deleting files outside
+the temporary directory, and reading files inside the project's and the app's own folders.
 
 What it protects against: accidents. A reward with an infinite loop, a runaway allocation, a stray
 `os.system`, `shutil.rmtree` on the wrong path or a print storm cannot hang training, exhaust the
@@ -78,7 +79,11 @@ def check_source(source: str) -> None:
     try:
         tree = ast.parse(source, filename="<reward>")
     except SyntaxError as err:
-        raise SandboxError(f"line {err.lineno}: {err.msg}", "syntax", err.lineno) from None
+        where = f"line {err.lineno}: " if err.lineno else ""
+        raise SandboxError(f"{where}{err.msg}", "syntax", err.lineno) from None
+    except (ValueError, MemoryError, RecursionError) as err:  # NUL bytes, absurd nesting
+        raise SandboxError(f"the source cannot be parsed: {err or type(err).__name__}",
+                           "syntax") from None
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "reward":
             if isinstance(node, ast.AsyncFunctionDef):
@@ -95,8 +100,8 @@ def check_source(source: str) -> None:
 def scrubbed_env(work_dir: str) -> dict[str, str]:
     """The child's whole environment: nothing inherited from the server."""
     return {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": work_dir,
-            "TMPDIR": work_dir, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8",
-            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+            "TMPDIR": work_dir, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1"}
 
 
 def run(payload: dict[str, Any], limits: Limits = Limits()) -> SandboxResult:
@@ -105,7 +110,7 @@ def run(payload: dict[str, Any], limits: Limits = Limits()) -> SandboxResult:
     try:
         Path(work_dir, ".payload.json").write_text(json.dumps(payload), encoding="utf-8")
         with open(Path(work_dir, "output.txt"), "wb") as output, subprocess.Popen(
-                [sys.executable, "-I", str(CHILD), json.dumps(limits.for_child())],
+                [sys.executable, "-I", "-B", "-u", str(CHILD), json.dumps(limits.for_child())],
                 cwd=work_dir, env=scrubbed_env(work_dir), stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=output, start_new_session=True) as proc:
             try:
@@ -175,23 +180,34 @@ def run_reward(source: str, completions: list[str], kwargs: dict[str, Any],
     """The scores of a custom reward's `reward(completions, **kwargs)` and what it printed.
     Scores are numbers or None (NaN/inf are returned as they came: callers check them)."""
     check_source(source)
+    if not completions:
+        return [], ""
     payload = {"mode": "reward", "source": source, "completions": completions,
-               "kwargs": _jsonable(kwargs)}
+               "kwargs": _jsonable(kwargs), "search_seconds": limits.timeout_seconds * 0.3}
     result = run(payload, limits)
     return result.answer["scores"], result.output
 
 
-def run_code_tests(code: str, tests: list[str], timeout_seconds: float = 5.0) -> float:
-    """The fraction of `tests` (Python statements, usually asserts) that pass after `code` ran;
-    0.0 when the code does not run, crashes or times out."""
-    if not tests:
-        return 0.0
+def run_code_tests(items: list[tuple[str, list[str]]], timeout_seconds: float = 5.0
+                   ) -> list[float]:
+    """For each (code, tests) pair, the share of `tests` (Python statements, usually asserts)
+    that pass after `code` ran; 0.0 when the code does not run, crashes or takes longer than
+    `timeout_seconds`. One process for the batch; when code ends that process (os._exit, a
+    crash), the pairs are run again one process each, so one bad completion costs only itself."""
+    if not items:
+        return []
+    payload = {"mode": "tests", "row_seconds": timeout_seconds,
+               "items": [{"code": code, "tests": list(tests)} for code, tests in items]}
     try:
-        result = run({"mode": "tests", "code": code, "tests": list(tests)},
-                     Limits(timeout_seconds=timeout_seconds, memory_mb=512, file_mb=4))
+        return run(payload, _test_limits(timeout_seconds * len(items) + 1)).answer["shares"]
     except SandboxError:
-        return 0.0
-    return result.answer["passed"] / max(result.answer["total"], 1)
+        if len(items) == 1:
+            return [0.0]
+    return [run_code_tests([item], timeout_seconds)[0] for item in items]
+
+
+def _test_limits(timeout_seconds: float) -> Limits:
+    return Limits(timeout_seconds=timeout_seconds, memory_mb=512, file_mb=4)
 
 
 def _jsonable(value: Any) -> Any:

@@ -7,15 +7,20 @@ deleted once read), then the audit hook, and only then the user's code. The answ
 original stdout as one JSON object; anything the user's code prints goes to `output.txt` (the
 stderr the parent gave us), which the file-size limit caps.
 
-What the audit hook refuses (accidents, not attackers; see rewards/sandbox.py): starting processes,
-signalling other processes, network connections, and writing, renaming or deleting files outside
-the working directory; reading files under the project folders the parent names.
+What the audit hook refuses (accidents, not attackers; see rewards/sandbox.py): starting processes
+(fork+exec is also replaced, as multiprocessing's raises no audit event), signalling other
+processes, name lookups and network connections, writing, renaming or deleting files (sqlite
+databases included) outside the working directory, and reading files under the folders the parent
+names. Once the answer is written the process exits at once, whatever threads are left.
 """
 import json
 import math
 import os
 import resource
+import signal
 import sys
+import threading
+import time
 import traceback
 
 USER_FILE = "<reward>"
@@ -23,13 +28,18 @@ BLOCKED_EVENTS = {
     "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
     "subprocess.Popen", "pty.spawn", "os.kill", "os.killpg", "signal.pthread_kill",
     "socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg", "os.startfile",
+    "socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr",
+    "socket.gethostbyname_ex",
 }
 PATH_EVENTS = {  # event -> indexes of its path arguments that must stay inside the work dir
     "os.remove": (0,), "os.rmdir": (0,), "os.mkdir": (0,), "os.rename": (0, 1),
     "os.chmod": (0,), "os.chown": (0,), "os.symlink": (1,), "os.link": (1,), "os.utime": (0,),
     "os.truncate": (0,), "shutil.rmtree": (0,), "shutil.copyfile": (1,), "os.chflags": (0,),
     "os.mkfifo": (0,), "os.mknod": (0,), "os.removexattr": (0,), "os.setxattr": (0,),
+    "sqlite3.connect": (0,),
 }
+IN_MEMORY = {":memory:", b":memory:", ""}
+WALL_DEADLINE = math.inf  # set by apply_limits
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 
 
@@ -38,8 +48,14 @@ class SandboxRefusal(PermissionError):
 
 
 def apply_limits(limits):
+    """Kernel limits, and a wall-clock alarm so that the child ends even when whoever waits for
+    it has gone (SIGALRM and SIGXFSZ end the process; CPython would ignore SIGXFSZ)."""
     mb = 1024 * 1024
     cpu = int(math.ceil(limits["cpu_seconds"]))
+    global WALL_DEADLINE
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+    WALL_DEADLINE = time.monotonic() + limits["timeout_seconds"] + 2
+    signal.alarm(int(math.ceil(limits["timeout_seconds"])) + 2)
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     resource.setrlimit(resource.RLIMIT_AS, (limits["memory_mb"] * mb,) * 2)
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_mb"] * mb,) * 2)
@@ -52,12 +68,12 @@ def _inside(path, root):
 
 
 def make_hook(work_dir, protected, readable):
-    state = {"busy": False}
+    state = threading.local()  # the hook's own calls raise no event it checks; guard per thread
 
     def resolve(path):
-        if isinstance(path, int):
+        if isinstance(path, int) or path in IN_MEMORY:
             return None
-        return os.path.realpath(os.path.join(work_dir, os.fsdecode(path)))
+        return os.path.realpath(os.fsdecode(path))  # relative to the current directory
 
     def check_write(event, path):
         resolved = resolve(path)
@@ -76,13 +92,13 @@ def make_hook(work_dir, protected, readable):
                                  f"GRPO Studio's own folders")
 
     def hook(event, args):
-        if state["busy"]:
+        if getattr(state, "busy", False):
             return
         if event in BLOCKED_EVENTS:
             raise SandboxRefusal(f"{event} is not allowed in a reward function")
         if event not in PATH_EVENTS and event != "open":
             return
-        state["busy"] = True
+        state.busy = True
         try:
             if event == "open":
                 path, mode, flags = args
@@ -93,8 +109,17 @@ def make_hook(work_dir, protected, readable):
                     if i < len(args) and isinstance(args[i], (str, bytes, os.PathLike)):
                         check_write(event, args[i])
         finally:
-            state["busy"] = False
+            state.busy = False
     return hook
+
+
+def refuse_process_starts():
+    """multiprocessing's and subprocess's fork+exec raises no audit event: refuse it outright."""
+    import _posixsubprocess
+
+    def fork_exec(*_args, **_kwargs):
+        raise SandboxRefusal("starting processes is not allowed in a reward function")
+    _posixsubprocess.fork_exec = fork_exec
 
 
 def user_line(exc):
@@ -117,13 +142,13 @@ def user_traceback(exc):
 def as_score(value):
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        try:
-            value = float(value)  # numpy scalars and the like
-        except (TypeError, ValueError):
-            raise TypeError(f"a score must be a number or None, got {type(value).__name__} "
-                            f"{value!r:.60}") from None
-    return float(value)
+    try:
+        if isinstance(value, (str, bytes)):
+            raise TypeError
+        return float(value)  # ints, floats, bools, numpy scalars
+    except (TypeError, ValueError):
+        raise TypeError(f"a score must be a number or None, got {type(value).__name__} "
+                        f"{value!r:.60}") from None
 
 
 class RowFailure(Exception):
@@ -145,10 +170,14 @@ def call_reward(fn, completions, kwargs):
     return converted
 
 
-def failing_row(fn, completions, kwargs):
-    """The first row that fails on its own (the batch failed), or None."""
+def failing_row(fn, completions, kwargs, budget_seconds):
+    """The first row that fails on its own (the batch failed), or None when none does or the
+    search would take longer than `budget_seconds` (the real error must not become a timeout)."""
     n = len(completions)
+    deadline = time.monotonic() + budget_seconds
     for row in range(n):
+        if time.monotonic() > deadline:
+            return None
         one = {k: v[row:row + 1] if isinstance(v, list) and len(v) == n else v
                for k, v in kwargs.items()}
         try:
@@ -170,26 +199,53 @@ def run_reward(payload):
     except (MemoryError, SandboxRefusal, RowFailure):
         raise
     except Exception as exc:
-        row = failing_row(fn, completions, kwargs) if len(completions) > 1 else 0
+        budget = payload.get("search_seconds", 1.0)
+        row = failing_row(fn, completions, kwargs, budget) if len(completions) > 1 else 0
         raise RowFailure(row, exc) from exc
 
 
-def run_tests(payload):
+class RowTimeout(Exception):
+    pass
+
+
+def _row_alarm(_signum, _frame):
+    raise RowTimeout()
+
+
+def passed_share(code, tests, seconds):
+    """The share of `tests` that pass after `code` ran, within `seconds` (0 when it fails)."""
     namespace = {"__name__": "solution"}
-    exec(compile(payload["code"], USER_FILE, "exec"), namespace)
     passed = 0
-    for test in payload["tests"]:
-        try:
-            exec(compile(test, USER_FILE, "exec"), namespace)
-            passed += 1
-        except Exception:
-            pass
-    return {"passed": passed, "total": len(payload["tests"])}
+    signal.signal(signal.SIGALRM, _row_alarm)
+    signal.setitimer(signal.ITIMER_REAL, max(min(seconds, WALL_DEADLINE - time.monotonic()), 0.01))
+    try:
+        exec(compile(code, USER_FILE, "exec"), namespace)
+        for test in tests:
+            try:
+                exec(compile(test, USER_FILE, "exec"), namespace)
+                passed += 1
+            except Exception:  # noqa: BLE001 - a failing test, whatever it raises
+                pass
+    except (Exception, SystemExit, RowTimeout):  # noqa: BLE001 - the code failed: 0
+        passed = 0
+    finally:  # back to the whole process's wall-clock alarm
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.setitimer(signal.ITIMER_REAL, max(WALL_DEADLINE - time.monotonic(), 0.01))
+    return passed / len(tests) if tests else 0.0
+
+
+def run_tests(payload):
+    """Each item's code and tests, in a fresh namespace, with its own time limit."""
+    return {"shares": [passed_share(item["code"], item["tests"], payload["row_seconds"])
+                       for item in payload["items"]]}
 
 
 def answer(out, result):
+    """Writes the answer and ends the process at once (threads the user's code left running
+    must not keep it alive)."""
     out.write(json.dumps(result))
     out.flush()
+    os._exit(0)
 
 
 def main():
@@ -205,6 +261,7 @@ def main():
                 {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.__file__)}]
     protected = [os.path.realpath(p) for p in limits.get("protected", [])]
     sys.addaudithook(make_hook(work_dir, protected, readable))
+    refuse_process_starts()
     run = run_reward if payload["mode"] == "reward" else run_tests
     try:
         answer(out, {"ok": True, **run(payload)})

@@ -19,7 +19,7 @@ from services.app import AppServices
 from services.datasets import human_size
 from services.errors import (BadSessionId, ConfigError, ConfigNotFound, ConfigReadOnly,
                              CustomRewardNotFound, DatasetError, JobConflict, RewardError,
-                             RunNotFound, UploadTooLarge)
+                             RunNotFound, TooManyTests, UploadTooLarge)
 
 log = logging.getLogger("grpo_studio.web")
 
@@ -79,7 +79,7 @@ DOMAIN_ERRORS: tuple[tuple[type[Exception], int], ...] = (
     (ConfigError, 400), (DatasetError, 400), (RewardError, 400), (BadRequest, 400),
     (BadSessionId, 400),
     (ConfigNotFound, 404), (RunNotFound, 404), (CustomRewardNotFound, 404), (ConfigReadOnly, 403), (JobConflict, 409),
-    (UploadTooLarge, 413),
+    (UploadTooLarge, 413), (TooManyTests, 429),
 )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, render_template, request
+from flask import Blueprint, current_app, jsonify, render_template, request
 
 from routes.common import BadRequest, json_body, services
 from services.catalog import reward_catalog
@@ -25,7 +25,7 @@ def listing() -> Any:
 
 @bp.post("/api/rewards/test")
 def test() -> Any:
-    return jsonify(run_reward_test(json_body()))
+    return jsonify(run_reward_test(json_body(), protected=[current_app.config["ROOT"]]))
 
 
 @bp.post("/api/rewards/cases")

@@ -6,8 +6,8 @@ from rewards import RewardError
 from services.configs import ConfigNotFound, ConfigReadOnly
 from services.datasets import UploadTooLarge
 from services.jobs import BadSessionId, JobConflict
-from services.rewards import CustomRewardNotFound
+from services.rewards import CustomRewardNotFound, TooManyTests
 from services.runs import RunNotFound
 
 __all__ = ["ConfigError", "DatasetError", "RewardError", "ConfigNotFound", "ConfigReadOnly",
-           "UploadTooLarge", "BadSessionId", "JobConflict", "RunNotFound", "CustomRewardNotFound"]
+           "UploadTooLarge", "BadSessionId", "JobConflict", "RunNotFound", "CustomRewardNotFound", "TooManyTests"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -46,6 +47,14 @@ class RewardRequestError(RewardError):
 
 class CustomRewardNotFound(LookupError):
     pass
+
+
+class TooManyTests(RuntimeError):
+    pass
+
+
+MAX_RUNNING_TESTS = 2
+_running_tests = threading.BoundedSemaphore(MAX_RUNNING_TESTS)
 
 
 def checked_source(source: Any, field: str = "source") -> str:
@@ -142,14 +151,15 @@ def test_request(body: dict[str, Any]) -> dict[str, Any]:
             r.get("name"), str) for r in rewards):
         raise RewardRequestError("rewards must be a list of {name, weight, params}", "rewards")
     for i, entry in enumerate(rewards):
-        weight = entry.get("weight", 1.0)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-            raise RewardRequestError("the weight must be a number", f"rewards.{i}.weight")
+        _number(entry.get("weight", 1.0), f"rewards.{i}.weight")
         if not isinstance(entry.get("params") or {}, dict):
             raise RewardRequestError("params must be an object", f"rewards.{i}.params")
     custom = body.get("custom_code")
     if custom is not None:
         checked_source(custom, "custom_code")
+    template = body.get("template") or {}
+    if not isinstance(template, dict) or not all(isinstance(v, str) for v in template.values()):
+        raise RewardRequestError("template must be an object of marker texts", "template")
     cases = body.get("cases")
     if not isinstance(cases, list) or not cases:
         raise RewardRequestError("add at least one case (prompt, completion, reference)", "cases")
@@ -160,20 +170,37 @@ def test_request(body: dict[str, Any]) -> dict[str, Any]:
             raise RewardRequestError("each case is {prompt, completion, reference}", f"cases.{i}")
         for key in ("prompt", "completion", "reference"):
             _text(case.get(key), f"cases.{i}.{key}")
-    timeout = body.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or \
-            not 1 <= timeout <= MAX_TIMEOUT_SECONDS:
-        raise RewardRequestError(f"timeout_seconds must be a number from 1 to "
-                                 f"{MAX_TIMEOUT_SECONDS}", "timeout_seconds")
+    timeout = _number(body.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS), "timeout_seconds")
+    if not 1 <= timeout <= MAX_TIMEOUT_SECONDS:
+        raise RewardRequestError(f"timeout_seconds must be from 1 to {MAX_TIMEOUT_SECONDS}",
+                                 "timeout_seconds")
     return {"rewards": rewards, "custom_code": custom, "timeout_seconds": timeout,
-            "custom_weight": body.get("custom_weight", 1.0),
-            "template": body.get("template") or {}, "cases": cases}
+            "custom_weight": _number(body.get("custom_weight", 1.0), "custom_weight"),
+            "template": template, "cases": cases}
 
 
-def run_reward_test(body: dict[str, Any], deadline: float = TEST_DEADLINE_SECONDS
-                    ) -> dict[str, Any]:
-    """Scores the cases in a child process; RewardRequestError names what to fix."""
-    request = test_request(body)
+def _number(value: Any, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RewardRequestError("must be a number", field)
+    return float(value)
+
+
+def run_reward_test(body: dict[str, Any], protected: list[str] | None = None,
+                    deadline: float = TEST_DEADLINE_SECONDS) -> dict[str, Any]:
+    """Scores the cases in a child process; RewardRequestError names what to fix. `protected`:
+    the app's folders, which a custom reward may not read. At most `MAX_RUNNING_TESTS` run at
+    once (each is a process doing real work on a machine that may have two cores)."""
+    request = {**test_request(body), "protected": [str(p) for p in protected or []]}
+    if not _running_tests.acquire(blocking=False):
+        raise TooManyTests(f"{MAX_RUNNING_TESTS} reward tests are already running; try again "
+                           f"when one has finished")
+    try:
+        return _evaluate(request, deadline)
+    finally:
+        _running_tests.release()
+
+
+def _evaluate(request: dict[str, Any], deadline: float) -> dict[str, Any]:
     try:
         done = subprocess.run([sys.executable, "-m", "rewards.evaluate"], cwd=PROJECT_ROOT,
                               input=json.dumps(request).encode("utf-8"), capture_output=True,

@@ -164,7 +164,8 @@ class AlertWatcher:
                       Alert(kind, params, reward=name, value=values[-1]))
 
     def observe_scores(self, name: str, scores: list[float | None], nan_rows: list[int]) -> None:
-        missing = sum(1 for s in scores if s is None) + len(nan_rows)
+        """`scores` as given to TRL (NaN already turned into None); `nan_rows`: where NaN was."""
+        missing = sum(1 for s in scores if s is None)
         if scores and missing == len(scores):
             self._set(True, Alert("reward_missing", {"reward": name}, reward=name))
         elif nan_rows:

@@ -22,7 +22,7 @@ from core.training.callbacks import RunEventsCallback
 from core.training.control import PAUSE, RunControl
 from core.training.samples import SampleRecorder, TrainingReward
 from core.training.trainers import build_grpo_trainer, build_sft_trainer
-from rewards import CustomReward, Markers, build_reward, get_spec
+from rewards import CustomReward, Markers, build_reward, get_spec, unique_names
 from rewards.sandbox import Limits
 
 
@@ -129,10 +129,8 @@ def training_rewards(cfg: RunConfig, dataset: Any, recorder: SampleRecorder,
     limits = Limits(protected=(*Limits().protected, *([str(protected)] if protected else [])))
     t = cfg.template
     markers = Markers(t.reasoning_start, t.reasoning_end, t.solution_start, t.solution_end)
-    built, seen = [], {}
-    for entry in cfg.rewards:
-        seen[entry.name] = seen.get(entry.name, 0) + 1
-        name = entry.name if seen[entry.name] == 1 else f"{entry.name}_{seen[entry.name]}"
+    built = []
+    for entry, name in zip(cfg.rewards, unique_names([e.name for e in cfg.rewards])):
         if entry.source is not None:
             reward = CustomReward(name, entry.source, entry.params, limits)
         else:

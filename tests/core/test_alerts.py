@@ -82,8 +82,10 @@ def test_alerts_say_what_to_do():
 @pytest.mark.parametrize("scores,nan_rows,fires", [
     # a reward that scored no row of the batch
     ([None, None, None], [], True),
-    # NaN for one row
+    # NaN for one row (already None in the scores TRL gets)
     ([1.0, None, 0.0], [1], True),
+    # NaN for two rows of four: reported as NaN rows, not as "no score at all"
+    ([None, 1.0, None, 0.0], [0, 2], True),
     # None for some rows only is normal (rows without a reference)
     ([1.0, None, 0.0], [], False),
 ])
@@ -94,5 +96,6 @@ def test_missing_scores(scores, nan_rows, fires):
     assert [a.kind for a in alerts] == (["reward_missing"] if fires else [])
     if fires:
         assert alerts[0].reward == "acc"
+        assert ("rows" in alerts[0].params) == bool(nan_rows)
     watcher.observe_scores("acc", scores, nan_rows)
     assert watcher.take() == []  # once per reward

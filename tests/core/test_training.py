@@ -154,4 +154,5 @@ def test_a_failing_custom_reward_fails_the_run_naming_reward_row_and_cause(tmp_p
     run = train(tmp_path, cfg)
     state = run.read_state()
     assert state["status"] == "failed"
-    assert "custom reward 'broken' failed on row 1: ZeroDivisionError" in state["error"]
+    assert "custom reward 'broken' failed on row 1 (completion " in state["error"]
+    assert "ZeroDivisionError" in state["error"]

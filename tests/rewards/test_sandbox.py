@@ -2,7 +2,10 @@
 wrong results named by reward and row, and what the user's code printed."""
 from __future__ import annotations
 
+import json
 import os
+import signal
+import tempfile
 import time
 from pathlib import Path
 
@@ -133,8 +136,8 @@ def test_an_exception_names_the_reward_the_row_and_the_line():
     source = reward_source("return [1.0 / (len(c) - 3) for c in completions]")
     with pytest.raises(SandboxError) as err:
         CustomReward("ratio", source)(FOUR)
-    assert str(err.value) == ("custom reward 'ratio' failed on row 3: ZeroDivisionError: "
-                              "float division by zero (line 3)")
+    assert str(err.value) == ("custom reward 'ratio' failed on row 3 (completion 'ccc'): "
+                              "ZeroDivisionError: float division by zero (line 3)")
 
 
 def test_a_timeout_names_the_reward_and_the_batch():
@@ -149,7 +152,7 @@ def test_nan_and_text_scores_are_named_by_row():
     nan = CustomReward("nan", reward_source("return [1.0, float('nan'), 0.5, None]"))
     assert check_scores("nan", nan(FOUR), 4) == [1]  # NaN rows are reported to the caller
     text = CustomReward("text", reward_source("return [1.0, 'yes', 0.5, 0.0]"))
-    with pytest.raises(SandboxError, match="failed on row 2: TypeError: a score must be a number"):
+    with pytest.raises(SandboxError, match="failed on row 2 .*: TypeError: a score must be a number"):
         text(FOUR)
     with pytest.raises(RewardError, match="'inf' returned inf for row 2"):
         check_scores("inf", [1.0, float("inf")], 2)
@@ -187,7 +190,54 @@ def test_exiting_the_process_is_reported_not_hung():
     ("x = 1", [], 0.0),
 ])
 def test_run_code_tests(code, tests, expected):
-    assert run_code_tests(code, tests, timeout_seconds=2) == expected
+    assert run_code_tests([(code, tests)], timeout_seconds=2) == [expected]
+
+
+def test_code_tests_run_as_one_batch_where_one_bad_completion_costs_only_itself():
+    good = ("def one():\n    return 1", ["assert one() == 1"])
+    items = [good, ("import os\nos._exit(1)", ["assert True"]), ("while True:\n    pass", []),
+             ("while True:\n    pass", ["assert True"]), good]
+    assert run_code_tests(items, timeout_seconds=1) == [1.0, 0.0, 0.0, 0.0, 1.0]
+
+
+def test_starting_processes_through_multiprocessing_is_refused(tmp_path):
+    marker = tmp_path / "ran"
+    source = reward_source(
+        "import multiprocessing\n"
+        f"p = multiprocessing.get_context('spawn').Process(target=open, args=({str(marker)!r}, "
+        f"'w'))\np.start()\np.join()\n"
+        "return [1.0] * 4")
+    with pytest.raises(SandboxError, match="not allowed"):
+        run_reward(source, FOUR, {})
+    assert not marker.exists()
+
+
+def test_what_was_printed_before_a_timeout_is_kept():
+    with pytest.raises(SandboxError) as err:
+        run_reward(reward_source("print('started')\nwhile True:\n    pass"), FOUR, {},
+                   Limits(timeout_seconds=1))
+    assert "started" in err.value.output
+
+
+def test_a_print_storm_hits_the_file_size_limit():
+    with pytest.raises(SandboxError, match="wrote more than 1 MB"):
+        run_reward(reward_source("while True:\n    print('x' * 10000)"), FOUR, {},
+                   Limits(timeout_seconds=20, file_mb=1))
+
+
+def test_the_sandbox_ends_itself_when_nobody_waits_for_it():
+    """The child's own alarm: a sleeping reward (no CPU time) still ends after its timeout."""
+    import subprocess
+    import sys
+    from rewards.sandbox import CHILD
+    work = tempfile.mkdtemp()
+    Path(work, ".payload.json").write_text(json.dumps({
+        "mode": "reward", "completions": ["a"], "kwargs": {},
+        "source": "import time\ndef reward(c, **k):\n    time.sleep(60)\n"}))
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-I", str(CHILD), json.dumps(
+        Limits(timeout_seconds=1).for_child())], cwd=work, capture_output=True, timeout=30)
+    assert done.returncode == -signal.SIGALRM and time.monotonic() - start < 1 + 2 + 2
 
 
 def test_no_child_outlives_a_timeout(tmp_path):

@@ -63,7 +63,7 @@ def test_a_custom_reward_runs_and_its_output_comes_back(client):
     ({"custom_code": "def reward(completions, **kw):\n    return [1 / (len(c) - 1) "
                      "for c in completions]\n"}, 400, "cases.1", "failed on row 2"),
     # an unknown preset
-    ({"rewards": [{"name": "nope"}]}, 400, "rewards.0.params", "unknown reward 'nope'"),
+    ({"rewards": [{"name": "nope"}]}, 400, "rewards.0.name", "unknown reward 'nope'"),
     # a bad parameter
     ({"rewards": [{"name": "length_band", "params": {"unit": "pages"}}]}, 400,
      "rewards.0.params", "unit"),
@@ -178,3 +178,34 @@ def test_a_run_config_with_a_custom_reward_is_validated_by_parsing_it(client, ti
     response = client.post("/api/configs/validate", json={"config": config})
     problems = response.json["problems"]
     assert problems[0]["field"] == "rewards.0.source" and "line 2" in problems[0]["message"]
+
+
+def test_a_custom_reward_cannot_read_the_apps_own_folder(client, app):
+    secret = app.config["ROOT"] / ".secret_key"
+    assert secret.is_file()
+    code = f"def reward(completions, **kw):\n    open({str(secret)!r}).read()\n    return [1.0]\n"
+    response = client.post("/api/rewards/test", json={"custom_code": code, "cases": CASES[:1]})
+    assert response.status_code == 400 and "belongs to GRPO Studio" in response.json["error"]
+
+
+@pytest.mark.parametrize("body,field", [
+    ({"custom_weight": None}, "custom_weight"),   # a weight is a number
+    ({"template": "think"}, "template"),           # markers are an object of texts
+    ({"timeout_seconds": 600}, "timeout_seconds"),  # above the limit
+])
+def test_test_options_are_checked(client, body, field):
+    response = client.post("/api/rewards/test", json={"custom_code": ADD, "cases": CASES, **body})
+    assert response.status_code == 400 and response.json["field"] == field
+
+
+def test_too_many_tests_at_once_get_429():
+    from services import rewards as reward_service
+    held = [reward_service._running_tests.acquire(blocking=False)
+            for _ in range(reward_service.MAX_RUNNING_TESTS)]
+    try:
+        with pytest.raises(reward_service.TooManyTests):
+            reward_service.run_reward_test({"custom_code": ADD, "cases": CASES})
+    finally:
+        for taken in held:
+            if taken:
+                reward_service._running_tests.release()
