@@ -30,6 +30,7 @@ def default_settings(root: Path) -> dict[str, Any]:
         "SAVED_CONFIGS_DIR": root / "configs" / "saved",
         "UPLOADS_DIR": root / "uploads",
         "CUSTOM_REWARDS_DIR": root / "configs" / "rewards",
+        "EXPORTS_DIR": root / "exports",
         "MAX_UPLOAD_BYTES": 2048 * MB,
         "ACCESS_TOKEN": None,
         "START_JOBS": True,            # tests that only read may leave the watcher off
@@ -41,7 +42,7 @@ def default_settings(root: Path) -> dict[str, Any]:
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """The app: defaults, then `config`; extensions bound, blueprints registered, jobs started."""
     # route modules first: their Socket.IO handlers must be known before init_app binds a server
-    from routes import configs, datasets, models, rewards, system, training, wizard
+    from routes import configs, datasets, exports, models, rewards, system, training, wizard
     from routes.common import register_error_handlers
     from routes.extensions import socketio
     from routes.i18n import init_i18n
@@ -58,16 +59,17 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     init_i18n(app)
     init_security(app)
     register_error_handlers(app)
-    for module in (wizard, training, configs, datasets, models, rewards, system):
+    for module in (wizard, training, configs, datasets, models, rewards, exports, system):
         app.register_blueprint(module.bp)
 
     app.extensions["grpo_studio"] = AppServices.build(
         Path(app.config["OUTPUTS_DIR"]), Path(app.config["SAVED_CONFIGS_DIR"]),
         Path(app.config["UPLOADS_DIR"]), app.config["MAX_UPLOAD_BYTES"],
         publish=lambda event, payload, room: socketio.emit(event, payload, to=room),
-        custom_rewards=Path(app.config["CUSTOM_REWARDS_DIR"]))
+        custom_rewards=Path(app.config["CUSTOM_REWARDS_DIR"]),
+        exports=Path(app.config["EXPORTS_DIR"]))
     if app.config["START_JOBS"]:
-        app.extensions["grpo_studio"].jobs.start()
+        app.extensions["grpo_studio"].start()
     return app
 
 

@@ -18,8 +18,9 @@ from routes.i18n import localized_problems
 from services.app import AppServices
 from services.datasets import human_size
 from services.errors import (BadSessionId, ConfigError, ConfigNotFound, ConfigReadOnly,
-                             CustomRewardNotFound, DatasetError, JobConflict, RewardError,
-                             RunNotFound, TooManyTests, UploadTooLarge)
+                             CustomRewardNotFound, DatasetError, ExportNotFound,
+                             ExportRequestError, JobConflict, RewardError, RunNotFound,
+                             TooManyTests, UploadTooLarge)
 
 log = logging.getLogger("grpo_studio.web")
 
@@ -77,7 +78,7 @@ def safe_next(target: str | None) -> str:
 # exception -> (status, field attribute) ; a message a person can act on is the exception's text
 DOMAIN_ERRORS: tuple[tuple[type[Exception], int], ...] = (
     (ConfigError, 400), (DatasetError, 400), (RewardError, 400), (BadRequest, 400),
-    (BadSessionId, 400),
+    (BadSessionId, 400), (ExportRequestError, 400), (ExportNotFound, 404),
     (ConfigNotFound, 404), (RunNotFound, 404), (CustomRewardNotFound, 404), (ConfigReadOnly, 403), (JobConflict, 409),
     (UploadTooLarge, 413), (TooManyTests, 429),
 )

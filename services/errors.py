@@ -5,9 +5,11 @@ from core.datasets import DatasetError
 from rewards import RewardError
 from services.configs import ConfigNotFound, ConfigReadOnly
 from services.datasets import UploadTooLarge
+from services.exports import ExportNotFound, ExportRequestError
 from services.jobs import BadSessionId, JobConflict
 from services.rewards import CustomRewardNotFound, TooManyTests
 from services.runs import RunNotFound
 
 __all__ = ["ConfigError", "DatasetError", "RewardError", "ConfigNotFound", "ConfigReadOnly",
-           "UploadTooLarge", "BadSessionId", "JobConflict", "RunNotFound", "CustomRewardNotFound", "TooManyTests"]
+           "UploadTooLarge", "BadSessionId", "JobConflict", "RunNotFound", "CustomRewardNotFound", "TooManyTests", "ExportNotFound",
+           "ExportRequestError"]

@@ -19,7 +19,12 @@ run = create_run(RunConfig(), root / "outputs", run_id="a-run")
 run.append_event("metric", phase="grpo", step=1, reward=0.5)
 assert client.post("/api/rewards/custom", json={
     "name": "model", "source": "def reward(c, **k):\\n    return [1.0] * len(c)\\n"}).status_code == 201
+export = root / "exports" / "an-export"
+export.mkdir(parents=True)
+(export / "export.json").write_text('{"status": "done", "files": [{"name": "model", "size": 1}]}')
+(export / "model").write_text("x")
 urls = [rule.rule.replace("<name>", "model").replace("<run_id>", "a-run").replace("<code>", "fr")
+        .replace("<export_id>", "an-export")
         for rule in app.url_map.iter_rules()
         if "GET" in rule.methods and "static" not in rule.rule and "<path" not in rule.rule]
 urls = [u + "?name=examples/quickstart" if u == "/api/configs/load" else u for u in urls]
