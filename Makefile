@@ -5,6 +5,9 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 5000
 STAMP := $(VENV)/.installed
+# llama.cpp's GGUF converters (exports), from the llama-cpp-python source distribution on PyPI
+LLAMA_CPP_VERSION := $(shell sed -n 's/^llama-cpp-python==//p' requirements.txt)
+CONVERTER := .cache/llama.cpp-$(LLAMA_CPP_VERSION)/.complete
 CATALOGS := $(patsubst %.po,%.mo,$(wildcard translations/*/LC_MESSAGES/messages.po))
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -17,7 +20,11 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-gpu.txt constraints
 	if nvidia-smi -L >/dev/null 2>&1; then $(PY) -m pip install -r requirements-gpu.txt; fi
 	touch $@
 
-install: $(STAMP) $(CATALOGS)
+$(CONVERTER): $(STAMP) tools/fetch_converter.py
+	$(PY) tools/fetch_converter.py $(@D)
+	touch $@
+
+install: $(STAMP) $(CATALOGS) $(CONVERTER)
 
 translations/%/LC_MESSAGES/messages.mo: translations/%/LC_MESSAGES/messages.po $(STAMP)
 	$(VENV)/bin/pybabel compile --statistics -d translations -l $*

@@ -4,10 +4,15 @@
     python -m core.cli validate CONFIG.json                 check a config, list every problem
     python -m core.cli resume RUN_DIR                       continue a stopped/paused/failed run
     python -m core.cli prepare-model                        convert the default model once
+    python -m core.cli export RUN_DIR --format gguf --quantization q4_k_m [--checkpoint NAME]
+                          [--out EXPORTS_ROOT]              export (adapter|merged|gguf|gguf_lora)
+    python -m core.cli export --base-model NAME [--adapter DIR] --format ...   the same, no run
 
 Ctrl-C stops cleanly (a checkpoint is saved, the run ends `cancelled` and can be resumed); a second
 Ctrl-C abandons the step at once. The library and trainer chatter goes to the run's worker.log so the
 terminal shows only progress. Exit status: 0 completed/paused/cancelled, 1 failed, 2 bad input.
+`export` prints progress, the files and what was verified (its chatter goes to the export's
+export.log); exit status 0 done, 1 failed, 2 bad request.
 """
 from __future__ import annotations
 
@@ -127,6 +132,67 @@ def resume(run_dir: str | Path, show_progress: bool = True) -> RunResult:
     return run_in_foreground(run, show_progress)
 
 
+def export(args: argparse.Namespace) -> int:
+    """Create an export and run it here, printing progress, the files and what was verified."""
+    from core.export import ExportRequestError, create_export, new_export_id, run_export
+    if bool(args.run_dir) == bool(args.base_model):
+        print("error: give a RUN_DIR or --base-model (not both)", file=sys.stderr)
+        return 2
+    source = {"run_dir": args.run_dir, "checkpoint": args.checkpoint} if args.run_dir \
+        else {"base_model": args.base_model, "adapter": args.adapter}
+    label = Path(args.run_dir or args.adapter or args.base_model).name
+    try:
+        folder = create_export(args.out, new_export_id(label, args.format, args.quantization),
+                               args.format, args.quantization, source)
+    except ExportRequestError as err:
+        print(f"error: {err.field}: {err}", file=sys.stderr)
+        return 2
+    # library chatter goes to export.log (output_to_log only needs a `log_path`)
+    from types import SimpleNamespace
+
+    from core.worker import output_to_log
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    print(f"export folder: {folder}", file=out)
+    shown: list[str] = []
+
+    def progress(state: dict[str, Any]) -> None:
+        if state["status"] == "running" and state["message"] not in shown:
+            shown.append(state["message"])
+            print(f"[{state['progress']:4.0%}] {state['message']}", file=out)
+    with output_to_log(SimpleNamespace(log_path=folder / "export.log")):  # type: ignore[arg-type]
+        state = run_export(folder, on_progress=progress)
+    print_export_result(state, folder, out)
+    out.close()
+    return 0 if state["status"] == "done" else 1
+
+
+def print_export_result(state: dict[str, Any], folder: Path, out: TextIO) -> None:
+    import json
+    if state["status"] != "done":
+        print(f"status: failed - {state['error']}\ndetails: {folder / 'export.log'}", file=out)
+        return
+    print("status: done", file=out)
+    for f in state["files"]:
+        print(f"  {f['name']}  ({f['size'] / 1e6:.1f} MB)", file=out)
+    print("verified: " + json.dumps(state["verified"], indent=2, ensure_ascii=False), file=out)
+
+
+def _add_export_parser(sub: Any) -> None:
+    from core.export.request import FORMATS, GGUF_QUANTIZATIONS
+    repo = Path(__file__).resolve().parent.parent
+    p = sub.add_parser("export", help="export a run or a base model + adapter (adapter, merged "
+                                      "safetensors, GGUF + Ollama Modelfile, LoRA GGUF)")
+    p.add_argument("run_dir", nargs="?", help="the run directory to export")
+    p.add_argument("--format", required=True, choices=FORMATS)
+    p.add_argument("--quantization", type=str.lower, choices=GGUF_QUANTIZATIONS,
+                   help="GGUF type (gguf needs one; gguf_lora: f16, bf16 or q8_0)")
+    p.add_argument("--checkpoint", help="export this checkpoint (e.g. checkpoint-50) instead of "
+                                        "the final result")
+    p.add_argument("--base-model", help="instead of a run: a model name or folder ('default')")
+    p.add_argument("--adapter", help="with --base-model: a PEFT adapter folder")
+    p.add_argument("--out", default=str(repo / "exports"), help="where export folders go")
+
+
 def _print_problems(err: ConfigError) -> None:
     print("config is invalid:", file=sys.stderr)
     for p in err.problems:
@@ -144,7 +210,10 @@ def main(argv: list[str] | None = None) -> int:
     p_resume = sub.add_parser("resume", help="continue a run from its newest checkpoint")
     p_resume.add_argument("run_dir")
     sub.add_parser("prepare-model", help="convert the offline default model once")
+    _add_export_parser(sub)
     args = parser.parse_args(argv)
+    if args.command == "export":
+        return export(args)
     try:
         if args.command == "validate":
             cfg = load_config(args.config)
