@@ -33,6 +33,7 @@ from services.runs import RunStore
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FORMATS = ("adapter", "merged", "gguf", "gguf_lora")
 QUANTIZATIONS = ("f16", "bf16", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0", "q3_k_m")
+LORA_QUANTIZATIONS = ("f16", "bf16", "q8_0")
 STATE_FILE = "export.json"
 EXPORT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 PROGRESS_KEYS = ("status", "progress", "message", "error")
@@ -108,11 +109,12 @@ class Exports:
         if fmt not in FORMATS:
             raise ExportRequestError(f"format must be one of {', '.join(FORMATS)}", "format")
         quantization = body.get("quantization")
-        if fmt == "gguf":
-            quantization = quantization or "q4_k_m"
-            if quantization not in QUANTIZATIONS:
-                raise ExportRequestError(f"quantization must be one of "
-                                         f"{', '.join(QUANTIZATIONS)}", "quantization")
+        if fmt in ("gguf", "gguf_lora"):
+            allowed = QUANTIZATIONS if fmt == "gguf" else LORA_QUANTIZATIONS
+            quantization = quantization or ("q4_k_m" if fmt == "gguf" else "f16")
+            if quantization not in allowed:
+                raise ExportRequestError(f"quantization must be one of {', '.join(allowed)}",
+                                         "quantization")
         elif quantization not in (None, ""):
             raise ExportRequestError(f"a {fmt} export takes no quantization", "quantization")
         else:

@@ -22,6 +22,10 @@ def app(tmp_path: Path) -> Any:
         if worker.process and worker.process.poll() is None:
             worker.process.kill()
             worker.process.wait()
+    exports = app.extensions["grpo_studio"].exports
+    exports.close()
+    if exports.running:
+        exports._stop(exports.running[1])
     kill_workers_of(tmp_path)
 
 

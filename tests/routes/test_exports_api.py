@@ -40,3 +40,28 @@ def test_an_export_is_listed_and_deleted(client, app):
     assert [(e["export_id"], e["size"]) for e in listed] == [("e2", 5)]
     assert client.delete("/api/exports/e2").status_code == 200
     assert not folder.exists() and client.get("/api/exports/e2").status_code == 404
+
+
+@pytest.mark.slow
+def test_a_finished_run_exports_through_the_api_and_its_files_download(client, services,
+                                                                     tiny_model, tmp_path):
+    from core.config import validate_config
+    from core.run_dir import create_run
+    from core.worker import run_worker
+    from tests.conftest import tiny_config, wait_for
+    run = create_run(validate_config(tiny_config(tiny_model, training={"max_steps": 1},
+                                                 output={"sample_every": 0})),
+                     services.runs.outputs, run_id="done-run")
+    run_worker(run)
+    answer = client.post("/api/exports/create", json={"session_id": "done-run",
+                                                      "format": "adapter"})
+    assert answer.status_code == 202
+    export_id = answer.json["export_id"]
+    state = wait_for(lambda: services.exports.tick() or (
+        lambda s: s if s["status"] in ("done", "failed") else None)(
+        client.get(f"/api/exports/{export_id}").json), 300, "the export to finish")
+    assert state["status"] == "done", state["error"]
+    assert state["verified"] and "adapter_config.json" in {f["name"] for f in state["files"]}
+    download = client.get(f"/api/exports/{export_id}/files/adapter_config.json")
+    assert download.status_code == 200 and b"lora" in download.data.lower()
+    download.close()
