@@ -50,6 +50,7 @@ test-fast: install
 
 bench: install
 	$(PY) bench/quickstart.py
+	$(PY) bench/inference.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

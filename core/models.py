@@ -115,7 +115,7 @@ def load_model(section: ModelSection, training: TrainingSection,
     return LoadedModel(model, tokenizer, "transformers", precision, source)
 
 
-def _hub_error(name: str, err: Exception) -> ModelError:
+def hub_error(name: str, err: Exception) -> ModelError:
     offline = os.environ.get("HF_HUB_OFFLINE") == "1" or "connect" in str(err).lower() \
         or "resolve" in str(err).lower() or "offline" in str(err).lower()
     cause = "the Hugging Face Hub cannot be reached (offline?); use 'default' or a local folder" \
@@ -138,7 +138,7 @@ def _load_transformers(section: ModelSection, source: str, precision: str) -> An
     try:
         return AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except OSError as err:
-        raise _hub_error(section.name, err) from err
+        raise hub_error(section.name, err) from err
 
 
 def _load_tokenizer(section: ModelSection, source: str) -> Any:
@@ -146,7 +146,7 @@ def _load_tokenizer(section: ModelSection, source: str) -> Any:
     try:
         return AutoTokenizer.from_pretrained(source, trust_remote_code=section.trust_remote_code)
     except OSError as err:
-        raise _hub_error(section.name, err) from err
+        raise hub_error(section.name, err) from err
 
 
 def _ready_tokenizer(tokenizer: Any) -> Any:

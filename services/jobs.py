@@ -310,7 +310,7 @@ class Jobs:
             status, error = ("cancelled" if asked == "stop" else "paused"), None
         else:
             status = "interrupted"
-            error = (f"the worker ended without finishing ({_exit_reason(code)}); "
+            error = (f"the worker ended without finishing ({exit_reason(code)}); "
                      "see worker.log, then resume")
         self._set_status(run, status, error, finished_at=now_iso())
 
@@ -359,7 +359,7 @@ def _device(gpu_ids: list[int]) -> str:
     return str(gpu_ids[0]) if gpu_ids else "0"
 
 
-def _exit_reason(code: int) -> str:
+def exit_reason(code: int) -> str:
     if code < 0 and code != -1:
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else ""
         hint = " (the system may have run out of memory)" if -code == signal.SIGKILL else ""
