@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from core.files import read_json, write_json_atomic
-from core.run_dir import now_iso
+from core.run_dir import now_iso, pid_alive
 from services.runs import RunStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -167,7 +167,7 @@ class Exports:
         """Exports left queued or running by a previous server: running ones whose worker is
         gone are failed, queued ones wait again; then the watcher thread starts."""
         for state in self.list():
-            if state.get("status") == "running" and not _alive(state.get("pid")):
+            if state.get("status") == "running" and not pid_alive(state.get("pid") if isinstance(state.get("pid"), int) else None):
                 self._fail(state["export_id"], "the server stopped while this export ran; "
                                                "export again")
             elif state.get("status") == "queued":
@@ -239,14 +239,3 @@ class Exports:
             pass
         process.wait()
 
-
-def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
