@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -26,25 +25,17 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
+from core.export.request import (EXPORT_ID, STATE_FILE, ExportRequestError, create_export,
+                                 normalize_quantization)
 from core.files import read_json, write_json_atomic
 from core.run_dir import now_iso, pid_alive
 from services.runs import RunStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-FORMATS = ("adapter", "merged", "gguf", "gguf_lora")
-QUANTIZATIONS = ("f16", "bf16", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0", "q3_k_m")
-LORA_QUANTIZATIONS = ("f16", "bf16", "q8_0")
-STATE_FILE = "export.json"
-EXPORT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+DEFAULT_GGUF_QUANTIZATION = "q4_k_m"
 PROGRESS_KEYS = ("status", "progress", "message", "error")
 log = logging.getLogger("grpo_studio.exports")
 Publish = Callable[[str, dict[str, Any], Any], None]
-
-
-class ExportRequestError(ValueError):
-    def __init__(self, message: str, field: str):
-        super().__init__(message)
-        self.field = field
 
 
 class ExportNotFound(LookupError):
@@ -106,28 +97,14 @@ class Exports:
     # ---- creating ---------------------------------------------------------------------------
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
         fmt = body.get("format")
-        if fmt not in FORMATS:
-            raise ExportRequestError(f"format must be one of {', '.join(FORMATS)}", "format")
         quantization = body.get("quantization")
-        if fmt in ("gguf", "gguf_lora"):
-            allowed = QUANTIZATIONS if fmt == "gguf" else LORA_QUANTIZATIONS
-            quantization = quantization or ("q4_k_m" if fmt == "gguf" else "f16")
-            if quantization not in allowed:
-                raise ExportRequestError(f"quantization must be one of {', '.join(allowed)}",
-                                         "quantization")
-        elif quantization not in (None, ""):
-            raise ExportRequestError(f"a {fmt} export takes no quantization", "quantization")
-        else:
-            quantization = None
+        if fmt == "gguf" and not quantization:
+            quantization = DEFAULT_GGUF_QUANTIZATION
+        quantization = normalize_quantization(fmt, quantization)
         source, label = self._source(body)
         export_id = f"{label}-{fmt}{'-' + quantization if quantization else ''}-" \
                     f"{uuid.uuid4().hex[:6]}"
-        folder = self.root / export_id
-        folder.mkdir(parents=True)
-        write_json_atomic(folder / STATE_FILE, {
-            "export_id": export_id, "format": fmt, "quantization": quantization,
-            "source": source, "created_at": now_iso(), "status": "queued", "progress": 0.0,
-            "message": "waiting to start", "files": [], "verified": {}, "error": None})
+        create_export(self.root, export_id, fmt, quantization, source)
         if isinstance(body.get("socket_id"), str):
             self.requesters[export_id] = body["socket_id"]
         with self._lock:
