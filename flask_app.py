@@ -42,7 +42,8 @@ def default_settings(root: Path) -> dict[str, Any]:
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """The app: defaults, then `config`; extensions bound, blueprints registered, jobs started."""
     # route modules first: their Socket.IO handlers must be known before init_app binds a server
-    from routes import configs, datasets, exports, models, rewards, system, training, wizard
+    from routes import (configs, datasets, exports, models, rewards, system, testing, training,
+                        wizard)
     from routes.common import register_error_handlers
     from routes.extensions import socketio
     from routes.i18n import init_i18n
@@ -59,7 +60,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     init_i18n(app)
     init_security(app)
     register_error_handlers(app)
-    for module in (wizard, training, configs, datasets, models, rewards, exports, system):
+    for module in (wizard, training, configs, datasets, models, rewards, exports, testing,
+                   system):
         app.register_blueprint(module.bp)
 
     app.extensions["grpo_studio"] = AppServices.build(

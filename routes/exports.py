@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, send_file
+from flask import Blueprint, jsonify, render_template, send_file
 
 from routes.common import json_body, services
 
 bp = Blueprint("exports", __name__)
+
+
+@bp.get("/export")
+def export_page() -> Any:
+    return render_template("export.html")
 
 
 @bp.post("/api/exports/create")

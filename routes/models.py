@@ -3,12 +3,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, render_template
 
 from routes.common import services
 from services.catalog import DEFAULT_MODEL, FAMILIES, local_model_dir, model_catalog
 
 bp = Blueprint("models", __name__)
+
+
+@bp.get("/models")
+def models_page() -> Any:
+    return render_template("models.html")
 
 
 @bp.get("/api/models/list")
