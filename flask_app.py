@@ -31,6 +31,7 @@ def default_settings(root: Path) -> dict[str, Any]:
         "UPLOADS_DIR": root / "uploads",
         "CUSTOM_REWARDS_DIR": root / "configs" / "rewards",
         "EXPORTS_DIR": root / "exports",
+        "TEST_RESULTS_DIR": root / "test_results",
         "MAX_UPLOAD_BYTES": 2048 * MB,
         "ACCESS_TOKEN": None,
         "START_JOBS": True,            # tests that only read may leave the watcher off
@@ -69,7 +70,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         Path(app.config["UPLOADS_DIR"]), app.config["MAX_UPLOAD_BYTES"],
         publish=lambda event, payload, room: socketio.emit(event, payload, to=room),
         custom_rewards=Path(app.config["CUSTOM_REWARDS_DIR"]),
-        exports=Path(app.config["EXPORTS_DIR"]))
+        exports=Path(app.config["EXPORTS_DIR"]),
+        test_results=Path(app.config["TEST_RESULTS_DIR"]),
+        protected=[str(app.config["ROOT"])])
     if app.config["START_JOBS"]:
         app.extensions["grpo_studio"].start()
     return app

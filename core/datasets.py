@@ -11,6 +11,8 @@ Does not: stream huge files, compute statistics or validate row by row (the data
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -218,6 +220,31 @@ def _examples(section: DatasetSection) -> list[Example]:
     return [replace(to_example(row, mapping), row=row) for row in rows]
 
 
+def training_examples(section: DatasetSection, kind: str) -> list[Example]:
+    """The rows a phase trains on, in order: those with a prompt (GRPO) or with a response (SFT).
+    Their positions are what `split_indices` splits."""
+    if kind == "sft":
+        return [e for e in _examples(section) if e.response.strip()]
+    return [e for e in _examples(section) if e.prompt_messages]
+
+
+def split_indices(count: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(train, validation) row positions: `fraction` of `count` rows held out, chosen with `seed`.
+    Training's evaluation split and the testing page's held-out rows both come from here."""
+    if not fraction:
+        return list(range(count)), []
+    held = math.ceil(count * fraction)
+    if round(count * fraction) < 1:
+        raise DatasetError(f"validation_split {fraction} of {count} rows holds out no row",
+                           field="dataset.validation_split")
+    if held >= count:
+        raise DatasetError(f"validation_split {fraction} of {count} rows leaves no row to "
+                           "train on", field="dataset.validation_split")
+    import numpy as np
+    order = np.random.default_rng(seed).permutation(count).tolist()
+    return order[held:], order[:held]
+
+
 GRPO_COLUMNS = ("prompt", "question", "reference")
 
 
@@ -227,7 +254,7 @@ def build_grpo_dataset(section: DatasetSection, template: TemplateSection, token
     `extra_fields` (None where a row lacks one) or, with `all_fields`, every raw column, for
     rewards that read them (test cases, keywords, ...)."""
     import datasets
-    examples = [e for e in _examples(section) if e.prompt_messages]
+    examples = training_examples(section, "grpo")
     names = list(dict.fromkeys(extra_fields))
     if all_fields:
         names += [k for e in examples for k in e.row if k not in names]
@@ -244,7 +271,7 @@ def build_sft_dataset(section: DatasetSection, template: TemplateSection, tokeni
     """Columns: `prompt` (chat-formatted string) and `completion` (formatted response), for TRL's
     prompt-completion SFT: loss on the completion only, TRL appends the end-of-turn token."""
     import datasets
-    examples = [e for e in _examples(section) if e.response.strip()]
+    examples = training_examples(section, "sft")
     if not examples:
         raise DatasetError("no row has a response to learn from; map dataset.mapping.response",
                            field="dataset.mapping.response")

@@ -5,7 +5,8 @@ stdout. services/rewards.py starts it per request so that the web process neithe
 rewards' heavy libraries (sympy through math-verify) nor runs them in a request thread (math-verify
 can only time itself out in a main thread); a custom reward goes on through the sandbox from here.
 
-Request: {"rewards": [{"name", "weight", "params"}], "custom_code"?, "custom_weight"?,
+Request: {"rewards": [{"name", "weight", "params"} | {"name", "weight", "source"} (a custom reward as
+a run's config holds it)], "custom_code"?, "custom_weight"?,
 "timeout_seconds"? (the custom reward's limit), "protected"? (folders it may not read; set by
 the server, never by the client),
 "template"?: {markers}, "cases": [{"prompt", "completion", "reference", ...columns}]}.
@@ -50,7 +51,16 @@ def build(request: dict[str, Any]) -> list[tuple[str, float, Any, str]]:
     built = []
     entries = request.get("rewards") or []
     names = unique_names([e["name"] for e in entries])
+    limits = Limits(timeout_seconds=float(request.get("timeout_seconds", 10.0)),
+                    protected=(*Limits().protected, *request.get("protected", [])))
     for i, (entry, name) in enumerate(zip(entries, names)):
+        if entry.get("source") is not None:
+            try:
+                fn = CustomReward(name, entry["source"], limits=limits)
+            except SandboxError as err:
+                raise Failure(str(err), f"rewards.{i}.source", err.line) from None
+            built.append((name, float(entry.get("weight", 1.0)), fn, f"rewards.{i}"))
+            continue
         try:
             get_spec(entry["name"])
         except RewardError as err:
@@ -63,8 +73,6 @@ def build(request: dict[str, Any]) -> list[tuple[str, float, Any, str]]:
         built.append((name, float(entry.get("weight", 1.0)), fn, f"rewards.{i}"))
     if request.get("custom_code") is not None:
         try:
-            limits = Limits(timeout_seconds=float(request.get("timeout_seconds", 10.0)),
-                            protected=(*Limits().protected, *request.get("protected", [])))
             fn = CustomReward(CUSTOM, request["custom_code"], limits=limits)
         except SandboxError as err:
             raise Failure(str(err), "custom_code", err.line) from None
@@ -117,11 +125,11 @@ def evaluate(request: dict[str, Any]) -> dict[str, Any]:
         scores = {name: components[name][row] for name in components}
         present = [weights[n] * s for n, s in scores.items() if s is not None]
         results.append({"total": sum(present) if present else None, "components": scores})
-    custom = next((fn for name, _, fn, _ in rewards if name == CUSTOM), None)
+    output = "".join(fn.last_output for _, _, fn, _ in rewards if isinstance(fn, CustomReward))
     return {"results": results, "statistics": statistics([r["total"] for r in results]),
             "per_reward": {n: statistics(v) for n, v in components.items()},
             "rewards": [{"name": n, "weight": w} for n, w, _, _ in rewards],
-            "output": custom.last_output if custom else ""}
+            "output": output}
 
 
 def main() -> None:

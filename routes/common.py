@@ -20,7 +20,9 @@ from services.datasets import human_size
 from services.errors import (BadSessionId, ConfigError, ConfigNotFound, ConfigReadOnly,
                              CustomRewardNotFound, DatasetError, ExportNotFound,
                              ExportRequestError, JobConflict, RewardError, RunNotFound,
-                             TooManyTests, UploadTooLarge)
+                             TestJobNotFound, TestRequestError, TooManyTests, UploadTooLarge)
+from services.errors import (CachedModelNotFound, DownloadNotFound, ModelAlreadyCached,
+                             ModelIdError)
 
 log = logging.getLogger("grpo_studio.web")
 
@@ -79,8 +81,11 @@ def safe_next(target: str | None) -> str:
 DOMAIN_ERRORS: tuple[tuple[type[Exception], int], ...] = (
     (ConfigError, 400), (DatasetError, 400), (RewardError, 400), (BadRequest, 400),
     (BadSessionId, 400), (ExportRequestError, 400), (ExportNotFound, 404),
+    (TestRequestError, 400), (TestJobNotFound, 404),
     (ConfigNotFound, 404), (RunNotFound, 404), (CustomRewardNotFound, 404), (ConfigReadOnly, 403), (JobConflict, 409),
     (UploadTooLarge, 413), (TooManyTests, 429),
+    (ModelIdError, 400), (DownloadNotFound, 404), (CachedModelNotFound, 404),
+    (ModelAlreadyCached, 409),
 )
 
 

@@ -1,8 +1,8 @@
 """The services one web app uses, built from its folders (plain values in, no Flask).
 
 Guarantees: one `RunStore`, `Jobs`, `ConfigLibrary`, `DatasetLibrary` and
-`CustomRewardLibrary` and `Exports` per app, over the folders
-it was given; `start()` finds every run again before the jobs watcher begins.
+`CustomRewardLibrary`, `Exports`, inference client, test jobs and `ModelCache` per app,
+over the folders it was given; `start()` finds every run again before the jobs watcher begins.
 """
 from __future__ import annotations
 
@@ -12,9 +12,13 @@ from pathlib import Path
 from services.configs import ConfigLibrary
 from services.datasets import DatasetLibrary
 from services.exports import Exports
+from services.inference import InferenceClient
 from services.jobs import Jobs, Publish
+from services.model_cache import ModelCache
 from services.rewards import CustomRewardLibrary
 from services.runs import RunStore
+from services.test_jobs import TestJobs
+from services.testing import ModelSelector, ModelTester
 
 
 @dataclass
@@ -25,20 +29,33 @@ class AppServices:
     datasets: DatasetLibrary
     custom_rewards: CustomRewardLibrary
     exports: Exports
+    inference: InferenceClient
+    tester: ModelTester
+    test_jobs: TestJobs
+    model_cache: ModelCache
 
     @classmethod
     def build(cls, outputs: Path, saved_configs: Path, uploads: Path, max_upload_bytes: int,
-              publish: Publish, custom_rewards: Path, exports: Path) -> "AppServices":
+              publish: Publish, custom_rewards: Path, exports: Path, test_results: Path,
+              protected: list[str] | None = None) -> "AppServices":
         runs = RunStore(outputs)
+        exporter = Exports(exports, runs, publish)
+        inference, selector = InferenceClient(), ModelSelector(runs, exporter)
         return cls(runs=runs, jobs=Jobs(runs, publish), configs=ConfigLibrary(saved_configs),
                    datasets=DatasetLibrary(uploads, max_upload_bytes),
-                   custom_rewards=CustomRewardLibrary(custom_rewards),
-                   exports=Exports(exports, runs, publish))
+                   custom_rewards=CustomRewardLibrary(custom_rewards), exports=exporter,
+                   inference=inference, tester=ModelTester(selector, inference),
+                   test_jobs=TestJobs(test_results, runs, selector, inference, publish,
+                                      protected),
+                   model_cache=ModelCache(publish))
 
     def start(self) -> None:
         self.jobs.start()
         self.exports.start()
+        self.model_cache.start()
 
     def close(self) -> None:
         self.jobs.close()
         self.exports.close()
+        self.model_cache.close()
+        self.inference.close()

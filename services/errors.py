@@ -7,9 +7,14 @@ from services.configs import ConfigNotFound, ConfigReadOnly
 from services.datasets import UploadTooLarge
 from services.exports import ExportNotFound, ExportRequestError
 from services.jobs import BadSessionId, JobConflict
+from services.model_cache import (CachedModelNotFound, DownloadNotFound, ModelAlreadyCached,
+                                  ModelIdError)
 from services.rewards import CustomRewardNotFound, TooManyTests
 from services.runs import RunNotFound
+from services.test_jobs import TestJobNotFound
+from services.testing import TestRequestError
 
 __all__ = ["ConfigError", "DatasetError", "RewardError", "ConfigNotFound", "ConfigReadOnly",
            "UploadTooLarge", "BadSessionId", "JobConflict", "RunNotFound", "CustomRewardNotFound", "TooManyTests", "ExportNotFound",
-           "ExportRequestError"]
+           "ExportRequestError", "TestJobNotFound", "TestRequestError", "ModelIdError",
+           "ModelAlreadyCached", "DownloadNotFound", "CachedModelNotFound"]

@@ -219,8 +219,10 @@ class InferenceClient:
         return self._call(message, on_token, timeout)
 
     def call(self, op: str, timeout: float | None = None, **fields: Any) -> dict[str, Any]:
-        """Any other request: "ping", "status", "unload" (with `model`, or every model)."""
-        return self._call({**fields, "op": op, "id": uuid.uuid4().hex}, None, timeout)
+        """Any other request: "ping", "status", "unload" (with `model`, or every model),
+        "perplexity" (`model`, `pairs`); an `id` field lets the caller cancel it."""
+        return self._call({**fields, "op": op, "id": fields.get("id") or uuid.uuid4().hex},
+                          None, timeout)
 
     def cancel(self, request_id: str) -> None:
         """Stop a request at its next token (or before it starts); its caller gets the answer."""

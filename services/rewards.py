@@ -152,6 +152,8 @@ def test_request(body: dict[str, Any]) -> dict[str, Any]:
         raise RewardRequestError("rewards must be a list of {name, weight, params}", "rewards")
     for i, entry in enumerate(rewards):
         _number(entry.get("weight", 1.0), f"rewards.{i}.weight")
+        if entry.get("source") is not None:
+            checked_source(entry["source"], f"rewards.{i}.source")
         if not isinstance(entry.get("params") or {}, dict):
             raise RewardRequestError("params must be an object", f"rewards.{i}.params")
     custom = body.get("custom_code")
@@ -186,12 +188,14 @@ def _number(value: Any, field: str) -> float:
 
 
 def run_reward_test(body: dict[str, Any], protected: list[str] | None = None,
-                    deadline: float = TEST_DEADLINE_SECONDS) -> dict[str, Any]:
+                    deadline: float = TEST_DEADLINE_SECONDS, wait: bool = False
+                    ) -> dict[str, Any]:
     """Scores the cases in a child process; RewardRequestError names what to fix. `protected`:
     the app's folders, which a custom reward may not read. At most `MAX_RUNNING_TESTS` run at
-    once (each is a process doing real work on a machine that may have two cores)."""
+    once (each is a process doing real work on a machine that may have two cores); beyond that,
+    TooManyTests, or with `wait` (background jobs) a wait for a free slot."""
     request = {**test_request(body), "protected": [str(p) for p in protected or []]}
-    if not _running_tests.acquire(blocking=False):
+    if not _running_tests.acquire(blocking=wait):
         raise TooManyTests(f"{MAX_RUNNING_TESTS} reward tests are already running; try again "
                            f"when one has finished")
     try:

@@ -23,8 +23,12 @@ export = root / "exports" / "an-export"
 export.mkdir(parents=True)
 (export / "export.json").write_text('{"status": "done", "files": [{"name": "model", "size": 1}]}')
 (export / "model").write_text("x")
+(root / "test_results").mkdir()
+(root / "test_results" / "batch-000000000000.json").write_text(
+    '{"job_id": "batch-000000000000", "kind": "batch", "status": "done", '
+    '"result": {"rewards": [], "rows": []}}')
 urls = [rule.rule.replace("<name>", "model").replace("<run_id>", "a-run").replace("<code>", "fr")
-        .replace("<export_id>", "an-export")
+        .replace("<export_id>", "an-export").replace("<job_id>", "batch-000000000000")
         for rule in app.url_map.iter_rules()
         if "GET" in rule.methods and "static" not in rule.rule and "<path" not in rule.rule]
 urls = [u + "?name=examples/quickstart" if u == "/api/configs/load" else u for u in urls]

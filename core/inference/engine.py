@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import os
 import sys
 import threading
@@ -136,6 +137,44 @@ class InferenceEngine:
                  result["tokens"], result["seconds"], result["tokens_per_second"],
                  result["finish_reason"])
         return result
+
+    def perplexity(self, ref: dict[str, Any], pairs: Any, system_prompt: str | None = None,
+                   should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+        """Perplexity of reference answers: each pair's `completion`, formatted as training's
+        target (`format_response`: the template's markers around the reasoning and the answer),
+        following its `prompt` formatted as in `generate`; only the completion's tokens count.
+        Transformers models only (llama.cpp's Python binding does not expose the logits of a
+        prompt cheaply)."""
+        from core.datasets import format_response
+        if not isinstance(pairs, list) or not pairs or not all(
+                isinstance(p, dict) and isinstance(p.get("prompt"), str)
+                and isinstance(p.get("completion"), str) for p in pairs):
+            raise InferenceError("pairs must be a non-empty list of {prompt, completion}", "pairs")
+        resolved = resolve_ref(ref)
+        model, _ = self.model(resolved)
+        if not hasattr(model, "completion_nll"):
+            raise InferenceError("perplexity needs a transformers model (a run, a checkpoint, "
+                                 "a base model or a merged export), not a GGUF file", "model")
+        total, count, used = 0.0, 0, 0
+        for pair in pairs:
+            if should_stop is not None and should_stop():
+                break
+            prompt = self._chat_prompt(model, resolved.template,
+                                       _turns(None, pair["prompt"]), system_prompt)
+            prompt_ids = model.tokenize(prompt, templated=True)
+            completion_ids = model.tokenize(format_response(pair["completion"],
+                                                            resolved.template), templated=True)
+            room = (model.context_length or 1 << 30) - len(prompt_ids)
+            completion_ids = completion_ids[:max(room, 0)]
+            if not completion_ids or not prompt_ids:
+                continue
+            total += model.completion_nll(prompt_ids, completion_ids)
+            count += len(completion_ids)
+            used += 1
+        if not count:
+            raise InferenceError("no pair had completion tokens to score", "pairs")
+        return {"perplexity": math.exp(total / count), "mean_nll": total / count,
+                "tokens": count, "pairs": used}
 
     def _chat_prompt(self, model: Any, template: TemplateSection, turns: Messages,
                      system_prompt: str | None) -> str:

@@ -41,6 +41,16 @@ class HFModel:
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
+    def completion_nll(self, prompt_ids: list[int], completion_ids: list[int]) -> float:
+        """The summed negative log-likelihood of `completion_ids` following `prompt_ids`."""
+        import torch
+        ids = torch.tensor([prompt_ids + completion_ids], device=self.model.device)
+        with torch.no_grad():
+            logits = self.model(input_ids=ids).logits[0, :-1].float()
+        start = len(prompt_ids) - 1
+        return float(torch.nn.functional.cross_entropy(logits[start:], ids[0, 1:][start:],
+                                                       reduction="sum"))
+
     def stream(self, ids: list[int], sampling: Sampling,
                should_stop: Callable[[], bool]) -> Iterator[int]:
         tokens: queue.Queue = queue.Queue()

@@ -1,18 +1,19 @@
 """What a model reference names: a transformers folder (+ adapter), a GGUF file, or a run directory.
 
 Guarantees: `resolve_ref` turns `{"kind": "hf", "path", "adapter"?}`, `{"kind": "gguf", "path",
-"chat_template"?}` or `{"kind": "run", "run_dir", "checkpoint"?}` into a `Resolved` model with
-the prompt template to apply, or raises `InferenceError` naming the field and what to fix. A run
+"chat_template"?}` or `{"kind": "run", "run_dir", "checkpoint"? | "base"?}` into a `Resolved` model with
+the prompt template to apply (any reference may carry its own `"template"` section, e.g. the run an
+export came from), or raises `InferenceError` naming the field and what to fix. A run
 resolves to its base model (config.json's `model.name`) plus its `adapter/` (LoRA, QLoRA) or to
-its `model/` (full fine-tuning), or to one complete checkpoint, with the run's own `template`
-section, so prompts are formatted exactly as in training. An adapter folder given as an `hf` path
+its `model/` (full fine-tuning), or to one complete checkpoint, or (`"base": true`) to its base
+model alone, with the run's own `template` section, so prompts are formatted exactly as in training. An adapter folder given as an `hf` path
 finds its base in adapter_config.json. Two references to the same weights resolve to the same `key`.
 
 Does not: load anything, import torch, or check that a hub id exists (loading does).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +56,30 @@ def resolve_ref(ref: Any) -> Resolved:
         raise InferenceError("model must be an object with a 'kind' (hf, gguf or run)", "model")
     kind = ref.get("kind")
     if kind == "hf":
-        return _resolve_hf(_required(ref, "path"), ref.get("adapter"))
-    if kind == "gguf":
-        return _resolve_gguf(_required(ref, "path"), ref.get("chat_template"))
-    if kind == "run":
-        return resolve_run(_required(ref, "run_dir"), ref.get("checkpoint"))
-    raise InferenceError(f"unknown model kind {kind!r}; use 'hf', 'gguf' or 'run'", "model.kind")
+        resolved = _resolve_hf(_required(ref, "path"), ref.get("adapter"))
+    elif kind == "gguf":
+        resolved = _resolve_gguf(_required(ref, "path"), ref.get("chat_template"))
+    elif kind == "run":
+        resolved = resolve_run(_required(ref, "run_dir"), ref.get("checkpoint"),
+                               base=ref.get("base") is True)
+    else:
+        raise InferenceError(f"unknown model kind {kind!r}; use 'hf', 'gguf' or 'run'",
+                             "model.kind")
+    return _with_template(resolved, ref.get("template"))
+
+
+def _with_template(resolved: Resolved, template: Any) -> Resolved:
+    """`resolved` prompted with `template` (a TemplateSection as a dict) when one is given; a GGUF
+    file keeps its own chat template unless the section names one."""
+    if template is None:
+        return resolved
+    try:
+        section = validate_section(TemplateSection, template, "model.template")
+    except ConfigError as err:
+        raise InferenceError(str(err), "model.template") from None
+    if resolved.backend == "gguf" and section.chat_template is None:
+        section = section.model_copy(update={"chat_template": resolved.template.chat_template})
+    return replace(resolved, template=section)
 
 
 def _required(ref: dict[str, Any], name: str) -> str:
@@ -124,8 +143,10 @@ def _resolve_gguf(path: str, chat_template: str | None) -> Resolved:
     return Resolved("gguf", str(file.resolve()), template=template)
 
 
-def resolve_run(run_dir: str | Path, checkpoint: str | None = None) -> Resolved:
-    """The run's base model + result (or `checkpoint`), with the run's template."""
+def resolve_run(run_dir: str | Path, checkpoint: str | None = None,
+                base: bool = False) -> Resolved:
+    """The run's base model + result (or `checkpoint`, or nothing with `base`), with the run's
+    template."""
     run = RunDir(Path(run_dir).expanduser().resolve())
     config = read_json(run.config_path)
     if not isinstance(config, dict):
@@ -137,6 +158,8 @@ def resolve_run(run_dir: str | Path, checkpoint: str | None = None) -> Resolved:
     except ConfigError as err:
         raise InferenceError(f"the config of run {run.run_id} cannot be read: {err}",
                              "model.run_dir") from None
+    if base:
+        return Resolved("hf", _model_source(model.name), None, template, model.trust_remote_code)
     weights = _checkpoint(run, checkpoint) if checkpoint else _run_result(run)
     if (weights / "adapter_config.json").is_file():
         return Resolved("hf", _model_source(model.name), str(weights), template,

@@ -4,6 +4,7 @@ stdout.
 Requests (one JSON object a line): `{"id", "op": "generate", "model": {...}, "prompt" | "messages",
 "temperature"?, "top_p"?, "top_k"?, "max_tokens"?, "system_prompt"?, "seed"?, "raw"?,
 "ignore_eos"?}` (engine.py says what each means),
+`{"id", "op": "perplexity", "model", "pairs": [{"prompt", "completion"}], "system_prompt"?}`,
 `{"id", "op": "unload", "model"?}`, `{"id", "op": "ping"}`, `{"id", "op": "status"}` and
 `{"op": "cancel", "id"}`. Answers: `{"id", "event": "token", "token"}` while generating, then
 exactly one `{"id", "event": "done", "result"}` or `{"id", "event": "error", "error", "field"?}`.
@@ -36,7 +37,7 @@ from core.inference.refs import InferenceError
 log = logging.getLogger("grpo_studio.inference")
 GENERATE_FIELDS = ("messages", "prompt", "temperature", "top_p", "top_k", "max_tokens",
                    "system_prompt", "seed", "ignore_eos", "raw")
-QUEUED_OPS = ("generate", "unload")
+QUEUED_OPS = ("generate", "perplexity", "unload")
 
 
 class Worker:
@@ -92,7 +93,7 @@ class Worker:
             return self.emit(request_id, "done", result=self.status())
         if op not in QUEUED_OPS:
             return self.emit(request_id, "error", field="op", error=f"unknown op {op!r}; use "
-                             "generate, unload, cancel, ping or status")
+                             "generate, perplexity, unload, cancel, ping or status")
         if not isinstance(request_id, str) or not request_id:
             return self.emit(request_id, "error", field="id", error="a request needs an id "
                                                                     "(a string)")
@@ -141,6 +142,10 @@ class Worker:
         try:
             if message["op"] == "unload":
                 return "done", {"result": {"unloaded": self.engine.unload(message.get("model"))}}
+            if message["op"] == "perplexity":
+                return "done", {"result": self.engine.perplexity(
+                    message.get("model"), message.get("pairs"), message.get("system_prompt"),
+                    should_stop=self._stop_check(message["id"]))}
             return "done", {"result": self.generate(message["id"], message)}
         except InferenceError as err:
             return "error", {"error": str(err), **({"field": err.field} if err.field else {})}

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import RunConfig
-from core.datasets import DatasetError, build_grpo_dataset, build_sft_dataset
+from core.datasets import DatasetError, build_grpo_dataset, build_sft_dataset, split_indices
 from core.models import LoadedModel, load_model
 from core.run_dir import RunDir, checkpoint_step
 from core.training.alerts import AlertWatcher
@@ -102,14 +102,11 @@ def _build_trainer(run: RunDir, cfg: RunConfig, phase: str, loaded: LoadedModel,
 
 def _split(cfg: RunConfig, dataset: Any) -> tuple[Any, Any | None]:
     """(train, evaluation): `dataset.validation_split` of the rows held out, seeded."""
-    fraction = cfg.dataset.validation_split
-    if not fraction:
+    train, held_out = split_indices(len(dataset), cfg.dataset.validation_split,
+                                    cfg.training.seed)
+    if not held_out:
         return dataset, None
-    if round(len(dataset) * fraction) < 1:
-        raise DatasetError(f"validation_split {fraction} of {len(dataset)} rows holds out no row",
-                           field="dataset.validation_split")
-    parts = dataset.train_test_split(test_size=fraction, seed=cfg.training.seed)
-    return parts["train"], parts["test"]
+    return dataset.select(train), dataset.select(held_out)
 
 
 def reward_fields(cfg: RunConfig) -> tuple[list[str], bool]:

@@ -187,3 +187,20 @@ def test_custom_chat_template_is_used(tiny_model):
         "{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}[assistant] "))
     grpo = build_grpo_dataset(DatasetSection(path="arithmetic", max_samples=1), template, tokenizer)
     assert grpo[0]["prompt"].startswith("[system] S\n[user] ")
+
+
+def test_split_indices_hold_out_a_seeded_fraction_disjointly():
+    from core.datasets import split_indices
+    train, held = split_indices(10, 0.25, seed=3)
+    assert len(held) == 3 and sorted(train + held) == list(range(10))
+    assert split_indices(10, 0.25, seed=3) == (train, held)      # the same rows every time
+    assert split_indices(10, 0.25, seed=4)[1] != held
+    assert split_indices(5, 0.0, seed=3) == ([0, 1, 2, 3, 4], [])
+
+
+@pytest.mark.parametrize("count, fraction, message", [
+    (1, 0.2, "holds out no row"), (2, 0.2, "holds out no row")])
+def test_a_split_that_holds_out_nothing_is_named(count, fraction, message):
+    from core.datasets import split_indices
+    with pytest.raises(DatasetError, match=message):
+        split_indices(count, fraction, seed=0)

@@ -298,3 +298,34 @@ def test_incomplete_characters_wait_for_their_last_byte():
         "utf-8", errors="replace"))
     assert [decoder.push(i) for i in (1, 2, 3, 4)] == ["caf", "", "é", " ok"]
     assert decoder.flush() == ""
+
+
+def test_a_run_base_reference_is_the_base_model_with_the_run_template(run, tiny_model):
+    resolved = resolve_ref({"kind": "run", "run_dir": str(run.path), "base": True})
+    assert resolved.adapter is None and resolved.path == str(tiny_model.resolve())
+    assert resolved.template.system_prompt.startswith("Think in <think>")
+
+
+def test_any_reference_may_carry_its_template(tiny_model):
+    resolved = resolve_ref({**hf(tiny_model), "template": {"system_prompt": "Be brief."}})
+    assert resolved.template.system_prompt == "Be brief."
+    with pytest.raises(InferenceError) as err:
+        resolve_ref({**hf(tiny_model), "template": {"system_prompt": 3}})
+    assert err.value.field == "model.template"
+
+
+def test_perplexity_counts_the_completion_and_tracks_the_model(engine, tiny_model, adapter):
+    pairs = [{"prompt": QUESTION, "completion": "4"}, {"prompt": "2 + 3?", "completion":
+                                                       "It is 5.\n#### 5"}]
+    base = engine.perplexity(hf(tiny_model), pairs)
+    assert base["pairs"] == 2 and base["tokens"] > 2 and base["perplexity"] > 1
+    # the same text scored by hand: mean negative log-likelihood of the completion tokens
+    import math
+    assert base["perplexity"] == pytest.approx(math.exp(base["mean_nll"]))
+    assert engine.perplexity(hf(tiny_model, adapter), pairs)["perplexity"] != base["perplexity"]
+
+
+def test_perplexity_needs_a_transformers_model(engine):
+    with pytest.raises(InferenceError, match="transformers model") as err:
+        engine.perplexity(gguf(), [{"prompt": "a", "completion": "b"}])
+    assert err.value.field == "model"

@@ -209,3 +209,18 @@ def test_too_many_tests_at_once_get_429():
         for taken in held:
             if taken:
                 reward_service._running_tests.release()
+
+
+def test_custom_rewards_given_as_a_run_config_holds_them_are_scored(client):
+    answer = client.post("/api/rewards/test", json={"rewards": [
+        {"name": "length", "weight": 2.0,
+         "source": "def reward(completions, **kw):\n    return [len(c) for c in completions]"},
+        {"name": "broken", "source": "def reward(:\n"}],
+        "cases": [{"prompt": "p", "completion": "abc"}]})
+    assert answer.status_code == 400 and answer.json["field"] == "rewards.1.source"
+    answer = client.post("/api/rewards/test", json={"rewards": [
+        {"name": "length", "weight": 2.0,
+         "source": "def reward(completions, **kw):\n    return [len(c) for c in completions]"}],
+        "cases": [{"prompt": "p", "completion": "abc"}]})
+    assert answer.status_code == 200, answer.json
+    assert answer.json["results"][0] == {"total": 6.0, "components": {"length": 3.0}}
