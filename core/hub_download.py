@@ -2,13 +2,14 @@
 `python -m core.hub_download OWNER/NAME`.
 
 Guarantees: only what a transformers model needs is fetched (safetensors weights, config,
-generation config, tokenizer and chat template files at the top of the repository; never pickle
-`.bin` weights); the files land in `<cache>/models/.<owner>--<name>.partial-<pid>/`, which is renamed
-to `<cache>/models/<owner>--<name>/` only once every file is there, so a half-finished download
-never looks cached and a failed one leaves nothing behind (a killed one leaves a hidden partial
-folder that services/model_cache.py removes). When the hub cannot be reached (HF_HUB_OFFLINE, no
-network) it fails within seconds with a message saying how to copy a model in by hand. Progress
-goes to stdout as JSON lines, one object each, for the web app (and is readable by a person):
+generation config, tokenizer and chat template files at the top of the repository; never
+pickle `.bin` weights); the files land in `<cache>/models/.<owner>--<name>.partial-<pid>/`,
+renamed to `<cache>/models/<owner>--<name>/` only once every file is there, so a half-finished
+download never looks cached and a failed one leaves nothing behind (a killed one leaves a hidden
+partial folder that services/model_cache.py removes). When the hub cannot be reached
+(HF_HUB_OFFLINE, no network) it fails within seconds with a message saying how to copy a model in
+by hand. Progress goes to stdout as JSON lines, one object each, for the web app (and is
+readable by a person):
 `{"event": "status", "message"}`, `{"event": "plan", "files": [[name, bytes]], "total_bytes"}`,
 `{"event": "progress", "downloaded_bytes", "total_bytes", "file"}`, then
 `{"event": "done", "path", "size"}` (exit 0) or `{"event": "error", "message"}` (exit 1).
@@ -40,7 +41,8 @@ ALLOW_PATTERNS = ["*.safetensors", "*.safetensors.index.json", "config.json",
                   "generation_config.json", "tokenizer.json", "tokenizer_config.json",
                   "special_tokens_map.json", "added_tokens.json", "tokenizer.model", "vocab.json",
                   "merges.txt", "chat_template.jinja", "chat_template.json"]
-IGNORE_PATTERNS = ["*/*"]   # subfolders hold other formats (onnx/, original/ …), never needed here
+# subfolders hold other formats (onnx/, original/ …), never needed here
+IGNORE_PATTERNS = ["*/*"]
 OFFLINE_VALUES = ("1", "on", "yes", "true")
 
 

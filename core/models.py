@@ -6,18 +6,26 @@ a local folder loads as is; a hub id that cannot be fetched raises `ModelError` 
 that the hub is unreachable. Unsloth is imported only when CUDA is present (and the config allows
 it); otherwise transformers + PEFT. The tokenizer always has a pad token.
 
+A hub id downloaded on the models page (services/model_cache.py) loads from its cache folder,
+`<cache>/models/<owner>--<name>/`, without asking the hub again.
+
 Does not: download with progress or manage the cache (the models page does), merge or export.
 """
 from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from core.config import ModelSection, TrainingSection
-from core.default_model import ensure_default_model
+from core.default_model import cache_root, ensure_default_model
+
+# A hub id as the models page takes it: owner/name of letters, digits, . _ - (never a path; like
+# huggingface_hub's own check, no ".." and no "--", which the cache folder name uses).
+HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 
 # LoRA targets per architecture (config.model_type); other architectures use PEFT's "all-linear".
 DEFAULT_TARGET_MODULES = {
@@ -45,8 +53,26 @@ class LoadedModel:
     source: str           # folder or hub id the weights came from
 
 
+def is_hub_id(name: str) -> bool:
+    return bool(HUB_ID.fullmatch(name)) and ".." not in name and "--" not in name
+
+
+def hub_cache_dir(model_id: str) -> Path:
+    """Where the models page puts hub id `model_id` (checked with `is_hub_id` first)."""
+    return cache_root() / "models" / model_id.replace("/", "--")
+
+
+def downloaded_model_dir(name: str) -> Path | None:
+    """The cache folder of hub id `name` when it has been downloaded (or copied in), else None."""
+    if not is_hub_id(name):
+        return None
+    folder = hub_cache_dir(name)
+    return folder if (folder / "config.json").is_file() else None
+
+
 def resolve_model_source(name: str) -> str:
-    """'default' -> the converted cache folder; an existing folder -> itself; else a hub id."""
+    """'default' -> the converted cache folder; an existing folder -> itself; a downloaded hub id
+    -> its cache folder; else the hub id (transformers fetches it)."""
     if name == "default":
         return str(ensure_default_model())
     path = Path(name).expanduser()
@@ -54,7 +80,8 @@ def resolve_model_source(name: str) -> str:
         return str(path)
     if path.is_absolute() or name.startswith((".", "~")):
         raise ModelError(f"model folder not found: {path}")
-    return name
+    downloaded = downloaded_model_dir(name)
+    return str(downloaded) if downloaded else name
 
 
 def choose_precision(requested: str, cuda: bool) -> str:

@@ -10,7 +10,6 @@ from flask import Blueprint, Response, jsonify, render_template, request
 
 from routes.common import BadRequest, error_response, json_body, services
 from routes.extensions import socketio
-from services.catalog import DEFAULT_MODEL, local_model_dir
 from services.inference import InferenceError, InferenceTimeout
 from services.testing import read_prompt_file
 
@@ -32,7 +31,7 @@ def test_page() -> Any:
 
 @bp.get("/api/test/models")
 def models() -> Any:
-    cached = [DEFAULT_MODEL] if local_model_dir(DEFAULT_MODEL) is not None else []
+    cached = [m["model_id"] for m in services().model_cache.cached() if m["complete"]]
     return jsonify({"models": services().tester.selector.choices(cached)})
 
 

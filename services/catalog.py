@@ -14,6 +14,7 @@ from typing import Any
 
 from core.datasets import BUILTIN_DIR
 from core.default_model import default_model_dir
+from core.models import downloaded_model_dir
 from rewards import list_rewards
 
 
@@ -93,13 +94,15 @@ def builtin_datasets() -> list[dict[str, Any]]:
 
 
 def local_model_dir(name: str) -> Path | None:
-    """The folder holding `name` on this machine (the converted default model, or a local path),
-    or None for a hub id that has not been downloaded."""
+    """The folder holding `name` on this machine (the converted default model, a local path or a
+    hub id downloaded into the model cache), or None for a hub id that has not been downloaded."""
     if name == DEFAULT_MODEL:
         folder = default_model_dir()
         return folder if folder.is_dir() else None
     path = Path(name).expanduser()
-    return path if path.is_dir() and (path / "config.json").is_file() else None
+    if path.is_dir() and (path / "config.json").is_file():
+        return path
+    return downloaded_model_dir(name)
 
 
 def reward_catalog() -> list[dict[str, Any]]:

@@ -57,13 +57,15 @@ def free_port() -> int:
 class LiveServer:
     """`python flask_app.py` in its own process, over its own root folder (outputs, configs)."""
 
-    def __init__(self, root: Path, port: int | None = None):
+    def __init__(self, root: Path, port: int | None = None, env: dict[str, str] | None = None):
         self.root = root
         self.port = port or free_port()
+        self.env = env  # added to this process's environment (e.g. GRPO_STUDIO_CACHE)
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: Any = None
 
     def start(self) -> "LiveServer":
+        import os
         import subprocess
         import sys
 
@@ -71,7 +73,8 @@ class LiveServer:
         with (self.root / "server.log").open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "flask_app.py", "--port", str(self.port), "--root",
-                 str(self.root)], cwd=REPO, stdout=log, stderr=log)
+                 str(self.root)], cwd=REPO, stdout=log, stderr=log,
+                env={**os.environ, **(self.env or {})})
 
         def answers() -> bool:
             if self.process.poll() is not None:
@@ -109,3 +112,37 @@ def live_server(tmp_path: Path) -> Any:
     yield server
     server.kill(15)
     kill_workers_of(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def hub_repo(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A hub repository's files: the tiny model plus what a download must skip (pickled .bin
+    weights, a subfolder, a README)."""
+    import shutil
+    folder = tmp_path_factory.mktemp("hub-repo") / "repo"
+    shutil.copytree(tiny_model, folder)
+    (folder / "pytorch_model.bin").write_bytes(b"pickle, never fetched")
+    (folder / "onnx").mkdir()
+    (folder / "onnx" / "model.onnx").write_bytes(b"not fetched either")
+    (folder / "README.md").write_text("# tiny\n")
+    return folder
+
+
+@pytest.fixture
+def model_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """$GRPO_STUDIO_CACHE for this test (children inherit it); the models land in its models/."""
+    cache = tmp_path / "model-cache"
+    monkeypatch.setenv("GRPO_STUDIO_CACHE", str(cache))
+    return cache
+
+
+@pytest.fixture
+def hub_stand_in(hub_repo: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The local stand-in for the Hugging Face hub (tests/hub_stand_in.py) serving `hub_repo` as
+    acme/tiny, reached through HF_ENDPOINT."""
+    from tests.hub_stand_in import HubStandIn
+    hub = HubStandIn({"acme/tiny": hub_repo})
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    yield hub
+    hub.close()

@@ -8,7 +8,8 @@ import sys
 from tests.conftest import REPO
 
 PAGES_AND_APIS = """
-import sys, tempfile, pathlib
+import os, sys, tempfile, pathlib
+os.environ["HF_HUB_OFFLINE"] = "1"  # a download fails at once: its state is still served
 from flask_app import create_app
 from core.config import RunConfig
 from core.run_dir import create_run
@@ -27,8 +28,10 @@ export.mkdir(parents=True)
 (root / "test_results" / "batch-000000000000.json").write_text(
     '{"job_id": "batch-000000000000", "kind": "batch", "status": "done", '
     '"result": {"rewards": [], "rows": []}}')
+download = client.post("/api/models/download", json={"model_id": "owner/model"}).json
 urls = [rule.rule.replace("<name>", "model").replace("<run_id>", "a-run").replace("<code>", "fr")
         .replace("<export_id>", "an-export").replace("<job_id>", "batch-000000000000")
+        .replace("<download_id>", download["download_id"])
         for rule in app.url_map.iter_rules()
         if "GET" in rule.methods and "static" not in rule.rule and "<path" not in rule.rule]
 urls = [u + "?name=examples/quickstart" if u == "/api/configs/load" else u for u in urls]

@@ -99,6 +99,9 @@ def finished_run(services, tiny_model):
 def test_a_run_is_chatted_with_batch_tested_and_evaluated(app, client, services, finished_run):
     choices = client.get("/api/test/models").json["models"]
     assert {"base:tested-run", "run:tested-run"} <= {c["id"] for c in choices}
+    listed = client.get("/api/models/list").json["runs"]
+    assert [(r["session_id"], r["adapter"], r["exports"]) for r in listed] == [
+        ("tested-run", True, [])] and isinstance(listed[0]["checkpoints"], list)
 
     # chat: tokens reach the requesting socket only, in order, adding up to the answer
     listener, other = (socketio.test_client(app, flask_test_client=client) for _ in range(2))
