@@ -46,6 +46,7 @@ class Example:
     response: str
     reference: str | None
     row: dict[str, Any] = field(default_factory=dict, repr=False)  # the raw row it came from
+    position: int = -1                                               # and its place in the file
 
 
 def builtin_datasets() -> list[str]:
@@ -217,7 +218,7 @@ def format_response(response: str, template: TemplateSection) -> str:
 def _examples(section: DatasetSection) -> list[Example]:
     rows = load_rows(section)
     mapping = detect_mapping(rows.column_names, section.mapping)
-    return [replace(to_example(row, mapping), row=row) for row in rows]
+    return [replace(to_example(row, mapping), row=row, position=i) for i, row in enumerate(rows)]
 
 
 def training_examples(section: DatasetSection, kind: str) -> list[Example]:

@@ -41,15 +41,24 @@ def generate() -> Any:
     stream_id = body.get("stream_id")
     if stream_id is not None and (not isinstance(stream_id, str) or not 0 < len(stream_id) <= 100):
         raise BadRequest("stream_id must be a short string", "stream_id")
-    socket_id = body.get("socket_id") if isinstance(body.get("socket_id"), str) else None
+    socket_id = requester_socket(body)
     request_id = stream_id or uuid.uuid4().hex
 
     def stream(piece: str) -> None:
-        if stream_id:
+        if stream_id and socket_id:
             socketio.emit("generation_token", {"stream_id": stream_id, "token": piece},
                           to=socket_id)
 
     return jsonify(services().tester.generate(body, request_id, stream))
+
+
+def requester_socket(body: dict[str, Any]) -> str | None:
+    """The body's `socket_id` when it is a connected Socket.IO client, else None: tokens and
+    progress go to that one client and are never broadcast (nor sent to a run's room)."""
+    sid = body.get("socket_id")
+    if isinstance(sid, str) and sid and socketio.server.manager.is_connected(sid, "/"):
+        return sid
+    return None
 
 
 @bp.post("/api/models/test/cancel")
@@ -72,12 +81,16 @@ def prompts() -> Any:
 
 @bp.post("/api/test/batch")
 def batch() -> Any:
-    return jsonify({"job_id": services().test_jobs.start_batch(json_body())}), 202
+    body = json_body()
+    body["socket_id"] = requester_socket(body)
+    return jsonify({"job_id": services().test_jobs.start_batch(body)}), 202
 
 
 @bp.post("/api/test/eval")
 def evaluate() -> Any:
-    return jsonify({"job_id": services().test_jobs.start_eval(json_body())}), 202
+    body = json_body()
+    body["socket_id"] = requester_socket(body)
+    return jsonify({"job_id": services().test_jobs.start_eval(body)}), 202
 
 
 @bp.get("/api/test/jobs")

@@ -58,4 +58,5 @@ class AppServices:
         self.jobs.close()
         self.exports.close()
         self.model_cache.close()
+        self.test_jobs.close()
         self.inference.close()

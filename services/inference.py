@@ -202,6 +202,7 @@ class InferenceClient:
         self.command = [python, "-m", "core.inference", *worker_args]
         self.timeout, self.cwd = timeout, cwd
         self._connection: Connection | None = None
+        self._closed = False
         self._lock = threading.Lock()
 
     @property
@@ -235,7 +236,7 @@ class InferenceClient:
 
     def close(self, timeout: float = 10.0) -> None:
         with self._lock:
-            conn, self._connection = self._connection, None
+            conn, self._connection, self._closed = self._connection, None, True
         if conn is not None:
             conn.close(timeout)
 
@@ -268,6 +269,9 @@ class InferenceClient:
 
     def _live_connection(self) -> Connection:
         with self._lock:
+            if self._closed:
+                raise InferenceError("the server is shutting down; the inference worker is "
+                                     "stopped")
             if self._connection is None or self._connection.closed:
                 if self._connection is not None:
                     log.warning("the inference worker had stopped; starting a new one")

@@ -4,10 +4,11 @@ with rewards, reporting progress as they go.
 Guarantees: a job runs in its own thread of the web process but does no heavy work there —
 generation happens in the inference worker, scoring in `python -m rewards.evaluate` children (the
 reward testing page's path), perplexity in the worker. Progress is published as `test_progress`
-after every answer; a finished job (done, failed or cancelled) is written to
+after every answer, to the requesting socket only; a finished job (done, failed or cancelled) is written to
 `<root>/<job_id>.json`, so its results and downloads survive a restart. A batch result has one row
 per prompt with each reward's score and the weighted total; its CSV columns are `index, prompt,
-reference, completion, tokens, seconds`, one per reward, then `total`. An evaluation compares the
+reference, completion, tokens, seconds`, one per reward, then `total` (text a spreadsheet would
+run as a formula starts with a quote). An evaluation compares the
 run's base model with its result (or a checkpoint) on rows the run held out for validation — the
 same rows training held out (core.datasets.split_indices) — or, when it held none out, on the last
 rows of its dataset, and says so in `note`. Accuracy counts a row as correct when every preset
@@ -33,15 +34,23 @@ from core.config import TemplateSection, validate_section
 from core.datasets import split_indices, training_examples
 from core.files import read_json, write_json_atomic
 from core.run_dir import now_iso
-from rewards import RewardError, get_spec
+from core.inference.sampling import Sampling
+from rewards import RewardError
 from services.inference import InferenceCancelled, InferenceClient, InferenceError
 from services.rewards import RewardRequestError, run_reward_test
 from services.runs import RunStore
-from services.testing import (GENERATE_TIMEOUT_SECONDS, ModelSelector, TestRequestError,
-                              check_prompts, dataset_section, generate_request)
+from services.rewards import TooManyTests, test_request
+from services.testing import (GENERATE_TIMEOUT_SECONDS, MAX_PROMPTS, ModelSelector,
+                              TestRequestError, check_prompts, dataset_section, generate_request)
 
-MAX_JOBS = 50
+MAX_JOBS = 50                 # finished jobs kept in memory (older ones are read from disk)
+MAX_RUNNING_JOBS = 4
+MAX_SAVED_JOBS = 200          # result files kept under the root, newest first
 MAX_EVAL_ROWS = 200
+# presets whose maximum means "the answer is right": accuracy counts these (others that read the
+# reference, such as token_f1 or conciseness, grade how well, not whether)
+CORRECTNESS_REWARDS = ("answer_correct", "exact_match")
+CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 DEFAULT_EVAL_ROWS = 10
 JOB_ID_BYTES = 6
 BASE_COLUMNS = ("index", "prompt", "reference", "completion", "tokens", "seconds")
@@ -92,6 +101,17 @@ class Plan:
     note: str | None = None
 
 
+def _pre_trained_positions(config: dict[str, Any], section: Any, seed: int) -> set[int]:
+    """Rows (file positions) the SFT pre-training phase trained on: it splits its own rows (those
+    with a response, at most pre_training.max_samples) with the same seed (core/training/phases)."""
+    pre = config.get("pre_training") or {}
+    if not pre.get("enabled"):
+        return set()
+    rows = training_examples(section, "sft")[:pre.get("max_samples") or None]
+    train, _ = split_indices(len(rows), section.validation_split, seed)
+    return {rows[i].position for i in train}
+
+
 class TestJobs:
     def __init__(self, root: str | Path, runs: RunStore, selector: ModelSelector,
                  client: InferenceClient, publish: Publish, protected: list[str] | None = None):
@@ -110,7 +130,7 @@ class TestJobs:
                 raise TestRequestError("validation rows come from a run: choose a run",
                                        "validation_rows")
             cases, note = self._held_out_cases(config, _count(body["validation_rows"],
-                                                              "validation_rows"))
+                                                              "validation_rows", MAX_PROMPTS))
         else:
             cases, note = check_prompts(body.get("prompts")), None
         rewards = body.get("rewards")
@@ -120,8 +140,8 @@ class TestJobs:
         defaults = {"temperature": 0.0, "max_tokens": 256}
         request_fields = {k: body[k] for k in ("temperature", "top_p", "top_k", "max_tokens",
                                                "seed", "system_prompt") if k in body}
-        plan = Plan(ref, label, cases, _checked_rewards(rewards), template,
-                    {**defaults, **request_fields}, note)
+        plan = Plan(ref, label, cases, _checked_rewards(rewards, template), template,
+                    _checked_sampling({**defaults, **request_fields}), note)
         return self._start("batch", body.get("socket_id"), len(cases),
                            lambda job: self._run_batch(job, plan))
 
@@ -135,10 +155,10 @@ class TestJobs:
         base_ref, base_label = self.selector.resolve({"session_id": body["session_id"],
                                                       "base": True})
         cases, note = self._held_out_cases(config, count)
-        rewards = _checked_rewards(config.get("rewards") or [])
         template = config.get("template") or {}
-        defaults = {"temperature": 0.0, "max_tokens": _count(body.get("max_tokens", 256),
-                                                             "max_tokens", 32768)}
+        rewards = _checked_rewards(config.get("rewards") or [], template)
+        defaults = _checked_sampling({"temperature": 0.0, "max_tokens": body.get("max_tokens",
+                                                                                 256)})
         plans = [Plan(base_ref, base_label, cases, rewards, template, defaults, note),
                  Plan(tuned_ref, tuned_label, cases, rewards, template, defaults, note)]
         perplexity = body.get("perplexity", True) is not False
@@ -158,13 +178,16 @@ class TestJobs:
         """Up to `count` rows the run held out (as cases), and a note when it held none out."""
         section = dataset_section(config)
         kind = "sft" if (config.get("algorithm") or {}).get("name") == "sft" else "grpo"
+        seed = int((config.get("training") or {}).get("seed", 42))
         try:
             examples = training_examples(section, kind)
-            seed = int((config.get("training") or {}).get("seed", 42))
             _, held_out = split_indices(len(examples), section.validation_split, seed)
+            trained = _pre_trained_positions(config, section, seed) if kind == "grpo" else set()
         except (ValueError, OSError) as err:
             raise TestRequestError(f"the run's dataset cannot be read: {err}",
                                    "session_id") from None
+        held_out = [i for i in held_out if examples[i].position not in trained
+                    and examples[i].prompt_messages]
         note = None
         if not held_out:
             held_out = list(range(max(0, len(examples) - count), len(examples)))
@@ -179,11 +202,15 @@ class TestJobs:
                                                                "reference")}
             cases.append({**extra, "prompt": example.prompt_messages[-1]["content"],
                           "reference": example.reference, "response": example.response,
-                          "row": position})
+                          "row": example.position})
         return cases, note
 
     def _start(self, kind: str, socket_id: Any, total: int,
                work: Callable[[Job], dict[str, Any]]) -> str:
+        with self._lock:
+            if sum(j.status == "running" for j in self.jobs.values()) >= MAX_RUNNING_JOBS:
+                raise TooManyTests(f"{MAX_RUNNING_JOBS} test jobs are already running; wait for "
+                                   "one to finish or stop one")
         job = Job(f"{kind}-{secrets.token_hex(JOB_ID_BYTES)}", kind,
                   socket_id if isinstance(socket_id, str) else None, total=total,
                   message="waiting for the inference worker")
@@ -200,19 +227,34 @@ class TestJobs:
             del self.jobs[job.job_id]
 
     def _run(self, job: Job, work: Callable[[Job], dict[str, Any]]) -> None:
+        status, error, result = "done", None, None
         try:
-            job.result = work(job)
-            job.status, job.message = "done", "done"
+            result = work(job)
+            if job.cancelled.is_set():
+                raise Cancelled()
         except Cancelled:
-            job.status, job.message = "cancelled", "cancelled"
+            status = "cancelled"
         except (InferenceError, RewardError, TestRequestError) as err:
-            job.status, job.error, job.message = "failed", str(err), "failed"
+            status, error = ("cancelled", None) if job.cancelled.is_set() else ("failed", str(err))
         except Exception as err:  # noqa: BLE001 - a job must always end, and say why
             log.exception("test job %s", job.job_id)
-            job.status, job.message = "failed", "failed"
-            job.error = f"{type(err).__name__}: {err} (details in the server log)"
-        self._save(job)
+            status, error = "failed", f"{type(err).__name__}: {err} (details in the server log)"
+        with self._lock:
+            forgotten = job.job_id not in self.jobs
+            job.result, job.error, job.message = result, error, status
+            job.status = status
+            if not forgotten:
+                self._save(job)
         self._progress(job)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Cancel every running job (the inference client is closed after this)."""
+        with self._lock:
+            running = [j for j in self.jobs.values() if j.status == "running"]
+        for job in running:
+            job.cancelled.set()
+            if job.current:
+                self.client.cancel(job.current)
 
     # ---- the work -----------------------------------------------------------------------------
     def _run_batch(self, job: Job, plan: Plan) -> dict[str, Any]:
@@ -297,6 +339,7 @@ class TestJobs:
         pairs = [{"prompt": c["prompt"], "completion": c["response"]} for c in plan.cases
                  if (c.get("response") or "").strip()]
         if not pairs:
+            job.done += 1
             return None
         job.message = f"{plan.label}: perplexity of the reference answers"
         self._progress(job)
@@ -361,12 +404,19 @@ class TestJobs:
         return self.root / f"{job_id}.json"
 
     def _save(self, job: Job) -> None:
+        """Write the finished job; only the newest MAX_SAVED_JOBS results are kept."""
         try:
             write_json_atomic(self._path(job.job_id), job.to_dict())
+            saved = sorted(self.root.glob("*.json"), key=lambda p: p.stat().st_mtime,
+                           reverse=True)
+            for old in saved[MAX_SAVED_JOBS:]:
+                old.unlink(missing_ok=True)
         except OSError:
             log.exception("could not save test job %s", job.job_id)
 
     def _progress(self, job: Job) -> None:
+        if job.socket_id is None:  # nobody to tell: progress is never broadcast (pages poll)
+            return
         self.publish("test_progress", {"job_id": job.job_id, "kind": job.kind,
                                        "status": job.status, "done": job.done,
                                        "total": job.total, "message": job.message,
@@ -387,6 +437,9 @@ def results_csv(result: dict[str, Any]) -> str:
 
 
 def _cell(value: Any) -> Any:
+    """A CSV cell; text a spreadsheet would run as a formula is quoted with a leading '."""
+    if isinstance(value, str) and value.startswith(CSV_FORMULA_START):
+        return "'" + value
     return "" if value is None else value
 
 
@@ -397,13 +450,13 @@ def _mean(values: list[Any]) -> float | None:
 
 def _accuracy(rewards: list[dict[str, Any]], names: list[str],
               rows: list[dict[str, Any]]) -> float | None:
-    """Share of rows where every preset reward that compares with the reference scores its
-    maximum; None when no such reward is configured."""
-    judges = [(name, get_spec(entry["name"]).range[1]) for name, entry in zip(names, rewards)
-              if entry.get("source") is None and "reference" in get_spec(entry["name"]).needs]
+    """Share of rows where every correctness reward (CORRECTNESS_REWARDS) scores its maximum,
+    1.0; None when none is configured."""
+    judges = [name for name, entry in zip(names, rewards)
+              if entry.get("source") is None and entry["name"] in CORRECTNESS_REWARDS]
     if not judges or not rows:
         return None
-    correct = sum(all((row["scores"].get(n) or 0) >= high - 1e-9 for n, high in judges)
+    correct = sum(all((row["scores"].get(n) or 0) >= 1.0 - 1e-9 for n in judges)
                   for row in rows)
     return correct / len(rows)
 
@@ -414,11 +467,26 @@ def _markers(template: dict[str, Any]) -> dict[str, str]:
                                              "solution_start", "solution_end")}
 
 
-def _checked_rewards(rewards: Any) -> list[dict[str, Any]]:
-    if not isinstance(rewards, list) or not all(isinstance(r, dict) and isinstance(
-            r.get("name"), str) for r in rewards):
-        raise TestRequestError("rewards must be a list of {name, weight, params}", "rewards")
+def _checked_rewards(rewards: Any, template: Any) -> list[dict[str, Any]]:
+    """The rewards and markers, checked as the reward test checks them, before any generation."""
+    if not isinstance(template, dict):
+        raise TestRequestError("template must be an object of marker texts", "template")
+    try:
+        markers = _markers(template)
+    except ValueError as err:
+        raise TestRequestError(f"the template cannot be read: {err}", "template") from None
+    if rewards:
+        test_request({"rewards": rewards, "template": markers, "cases": [{"prompt": "check"}]})
     return rewards
+
+
+def _checked_sampling(values: dict[str, Any]) -> dict[str, Any]:
+    from core.inference.refs import InferenceError as SettingError
+    try:
+        Sampling.from_request(values)
+    except SettingError as err:
+        raise TestRequestError(str(err), err.field) from None
+    return values
 
 
 def _count(value: Any, field: str, high: int = MAX_EVAL_ROWS) -> int:

@@ -24,7 +24,7 @@ from core.files import read_json
 from core.formats import head_rows
 from core.run_dir import RunDir
 from services.exports import ExportNotFound, Exports
-from services.inference import InferenceClient
+from services.inference import InferenceCancelled, InferenceClient
 from services.runs import RunNotFound, RunStore
 
 MAX_PROMPTS = 500
@@ -68,6 +68,9 @@ class ModelSelector:
             return {**ref, "base": True}, f"{run.run_id} (base model)"
         checkpoint = body.get("checkpoint")
         if checkpoint is not None:
+            if not isinstance(checkpoint, str):
+                raise TestRequestError("checkpoint must be a checkpoint's name or path",
+                                       "checkpoint")
             names = {c["name"]: c["path"] for c in self.runs.checkpoints(run)}
             if checkpoint not in names and checkpoint not in names.values():
                 raise TestRequestError(f"run {run.run_id!r} has no complete checkpoint "
@@ -195,8 +198,12 @@ class ModelTester:
     def generate(self, body: dict[str, Any], request_id: str,
                  on_token: TokenCallback | None = None) -> dict[str, Any]:
         ref, label = self.selector.resolve(body)
-        result = self.client.generate(generate_request(body, ref, request_id), on_token,
-                                      timeout=GENERATE_TIMEOUT_SECONDS)
+        try:
+            result = self.client.generate(generate_request(body, ref, request_id), on_token,
+                                          timeout=GENERATE_TIMEOUT_SECONDS)
+        except InferenceCancelled:  # stopped while it waited for another request: no text
+            result = {"text": "", "tokens": 0, "seconds": 0.0, "tokens_per_second": 0.0,
+                      "first_token_seconds": None, "finish_reason": "cancelled"}
         return {**result, "model": label}
 
     def cancel(self, request_id: str) -> None:

@@ -15,10 +15,11 @@ export async function loadModels() {
   return (await api("GET", "/api/test/models")).models || [];
 }
 
-/** The `?run=` (and `&checkpoint=`) a page was opened with. */
+/** The `?run=` (and `&checkpoint=`), or `?model=` (a cached model), a page was opened with. */
 export function requestedRun() {
   const query = new URLSearchParams(window.location.search);
-  return { run: query.get("run") || "", checkpoint: query.get("checkpoint") || "" };
+  return { run: query.get("run") || "", checkpoint: query.get("checkpoint") || "",
+           model: query.get("model") || "" };
 }
 
 /** A <select> of models plus a text box for a path or hub id, shown when "another model" is picked. */
@@ -107,8 +108,8 @@ function listen() {
   listening = true;
 }
 
-/** The page's Socket.IO id once connected (undefined if it does not connect soon: tokens then
- * arrive broadcast, still matched by stream id). */
+/** The page's Socket.IO id once connected (undefined if it does not connect soon: no tokens are
+ * streamed then, the answer arrives whole). */
 export function socketId(timeoutMs = 3000) {
   const io = socket();
   if (!io) return Promise.resolve(undefined);

@@ -128,6 +128,13 @@ function modelRow(model) {
   const actions = el("td", null, { class: "num" });
   const remove = el("button", t("Delete"), { type: "button", class: "danger small" });
   remove.addEventListener("click", () => deleteModel(model, remove));
+  if (model.complete) {
+    const train = el("a", t("Train with this"), {
+      class: "button secondary small", href: `/wizard/model?model=${encodeURIComponent(model.model_id)}` });
+    const test = el("a", t("Test"), {
+      class: "button secondary small", href: `/test?model=${encodeURIComponent(model.model_id)}` });
+    actions.append(train, " ", test, " ");
+  }
   actions.append(remove);
   row.append(actions);
   return row;

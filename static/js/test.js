@@ -65,8 +65,10 @@ function explainSystemPrompt(prefix, pickers) {
   update();
 }
 
-/** The run of `?run=` (at its `&checkpoint=` when given); otherwise the picker's first model. */
+/** The model of `?model=`, or the run of `?run=` (at its `&checkpoint=` when given); otherwise the
+ * picker's first model. */
 function preselect(picker, wanted) {
+  if (wanted.model) picker.choose((m) => m.select?.model_path === wanted.model);
   if (!wanted.run) return;
   picker.choose(isResultOf(wanted.run, wanted.checkpoint)) || picker.choose(isResultOf(wanted.run));
 }

@@ -149,7 +149,14 @@ function setUpNavigation() {
 }
 
 async function loadRequestedConfig() {
-  const name = new URLSearchParams(window.location.search).get("load");
+  const params = new URLSearchParams(window.location.search);
+  const model = params.get("model");  // "Train with this" on the models page
+  if (model) {
+    draft.model.name = model;
+    saveDraft();
+    history.replaceState(null, "", window.location.pathname);
+  }
+  const name = params.get("load");
   if (!name) return;
   try {
     const entry = await api("GET", `/api/configs/load?name=${encodeURIComponent(name)}`);

@@ -92,3 +92,17 @@ def test_delete_removes_the_row_and_the_folder(page: Page, model_cache_dir: Path
     expect(page.locator('#cached-models tr[data-name="acme--tiny"]')).to_have_count(0)
     assert not (model_cache_dir / "models" / "acme--tiny").exists()
     assert questions and "acme--tiny" in questions[0]
+
+
+def test_a_cached_model_opens_in_the_wizard_and_the_testing_page(page: Page) -> None:
+    open_page(page)
+    row = page.locator('#cached-models tr[data-name="acme--tiny"]')
+    row.get_by_role("link", name="Train with this").click()
+    page.wait_for_url("**/wizard/model")
+    assert page.evaluate("JSON.parse(localStorage.getItem('grpo-studio.draft')).model.name") \
+        == "acme/tiny"
+    open_page(page)
+    page.locator('#cached-models tr[data-name="acme--tiny"]').get_by_role(
+        "link", name="Test").click()
+    page.wait_for_url("**/test?model=acme%2Ftiny")
+    expect(page.locator("#chat-model")).to_have_value("model:acme/tiny")

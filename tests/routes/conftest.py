@@ -26,6 +26,7 @@ def app(tmp_path: Path) -> Any:
     exports.close()
     if exports.running:
         exports._stop(exports.running[1])
+    app.extensions["grpo_studio"].test_jobs.close()
     app.extensions["grpo_studio"].inference.close()
     kill_workers_of(tmp_path)
 

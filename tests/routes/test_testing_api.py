@@ -115,6 +115,12 @@ def test_a_run_is_chatted_with_batch_tested_and_evaluated(app, client, services,
     assert tokens and all(t["stream_id"] == "s1" for t in tokens)
     assert "".join(t["token"] for t in tokens) == result["text"]
     assert not [e for e in other.get_received() if e["name"] == "generation_token"]
+    for socket_id in (None, "tested-run"):  # no socket, or a room's name: nothing is streamed
+        client.post("/api/models/test", json={
+            "session_id": "tested-run", "prompt": "Hi", "temperature": 0, "max_tokens": 2,
+            "stream_id": "s2", "socket_id": socket_id})
+        assert not [e for c in (listener, other) for e in c.get_received()
+                    if e["name"] == "generation_token"]
     assert result["tokens"] == 12 and result["finish_reason"] == "length"
     assert result["model"] == "tested-run" and result["backend"] == "hf"
     assert "Solve the problem" in result["prompt"]  # the run's training system prompt
@@ -156,3 +162,51 @@ def test_a_run_is_chatted_with_batch_tested_and_evaluated(app, client, services,
     assert all(m["perplexity"] > 1 and m["accuracy"] is not None and m["rows"] == 2
                for m in models)
     assert job["result"]["held_out"] is True and job["done"] == job["total"]
+
+
+def test_batches_check_rewards_and_settings_before_generating(client):
+    base = {"model_path": "default", "prompts": ["hi"]}
+    answer = client.post("/api/test/batch", json={**base, "rewards": [
+        {"name": "length_band", "weight": "heavy"}]})
+    assert answer.status_code == 400 and answer.json["field"] == "rewards.0.weight"
+    answer = client.post("/api/test/batch", json={**base, "temperature": -1})
+    assert answer.status_code == 400 and answer.json["field"] == "temperature"
+    answer = client.post("/api/test/batch", json={**base, "template": {"solution_start": 3}})
+    assert answer.status_code == 400 and answer.json["field"] == "template"
+    answer = client.post("/api/models/test", json={"session_id": "x", "checkpoint": ["a"],
+                                                   "prompt": "hi"})
+    assert answer.status_code == 400  # (no such run: named before the checkpoint)
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_quoted():
+    from services.test_jobs import results_csv
+    text = results_csv({"rewards": ["r"], "rows": [
+        {"index": 1, "prompt": "=cmd|' /C calc'!A0", "reference": "-2", "completion": "@x",
+         "tokens": 3, "seconds": 0.5, "scores": {"r": -1.0}, "total": -1.0}]})
+    row = list(csv.reader(io.StringIO(text)))[1]
+    assert row == ["1", "'=cmd|' /C calc'!A0", "'-2", "'@x", "3", "0.5", "-1.0", "-1.0"]
+
+
+def test_held_out_rows_leave_out_what_pre_training_trained_on(services):
+    """With SFT pre-training on, the rows it trained on (its own split of the rows with a
+    response) are never offered as held out, checked against training's own split."""
+    import datasets
+
+    from core.config import validate_config
+    from core.datasets import training_examples
+    from core.training.phases import _split
+    config = validate_config({"dataset": {"path": "arithmetic", "max_samples": 40,
+                                          "validation_split": 0.25},
+                              "pre_training": {"enabled": True, "max_samples": 12},
+                              "rewards": [{"name": "answer_correct"}]})
+    plain = config.model_copy(update={"pre_training": config.pre_training.model_copy(
+        update={"enabled": False})})
+    jobs = services.test_jobs
+    with_pre, _ = jobs._held_out_cases(config.model_dump(mode="json"), 40)
+    without, _ = jobs._held_out_cases(plain.model_dump(mode="json"), 40)
+    sft_rows = training_examples(config.dataset, "sft")[:12]
+    pre_train, _ = _split(config, datasets.Dataset.from_list(
+        [{"position": e.position} for e in sft_rows]))
+    trained = set(pre_train["position"])
+    assert [c["row"] for c in with_pre] == [c["row"] for c in without if c["row"] not in trained]
+    assert len(with_pre) < len(without)  # this seed puts some pre-training rows in the way
