@@ -178,14 +178,17 @@ def print_export_result(state: dict[str, Any], folder: Path, out: TextIO) -> Non
 
 
 def _add_export_parser(sub: Any) -> None:
-    from core.export.request import FORMATS, GGUF_QUANTIZATIONS
+    from core.export.request import FORMATS, QUANTIZATIONS
     repo = Path(__file__).resolve().parent.parent
     p = sub.add_parser("export", help="export a run or a base model + adapter (adapter, merged "
-                                      "safetensors, GGUF + Ollama Modelfile, LoRA GGUF)")
+                                      "safetensors, GGUF + Ollama Modelfile, LoRA GGUF, "
+                                      "bitsandbytes int8/nf4)")
     p.add_argument("run_dir", nargs="?", help="the run directory to export")
     p.add_argument("--format", required=True, choices=FORMATS)
-    p.add_argument("--quantization", type=str.lower, choices=GGUF_QUANTIZATIONS,
-                   help="GGUF type (gguf needs one; gguf_lora: f16, bf16 or q8_0)")
+    p.add_argument("--quantization", type=str.lower,
+                   choices=list(dict.fromkeys(q for qs in QUANTIZATIONS.values() for q in qs)),
+                   help="gguf: its GGUF type (default q4_k_m); gguf_lora: f16, bf16 or q8_0; "
+                        "bitsandbytes: int8 (default) or nf4")
     p.add_argument("--checkpoint", help="export this checkpoint (e.g. checkpoint-50) instead of "
                                         "the final result")
     p.add_argument("--base-model", help="instead of a run: a model name or folder ('default')")

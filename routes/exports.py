@@ -7,10 +7,8 @@ from typing import Any
 
 from flask import Blueprint, jsonify, render_template, request, send_file
 
-from core.export.request import (FORMATS, GGUF_QUANTIZATIONS, LORA_QUANTIZATIONS,
-                                 normalize_quantization)
+from core.export.request import DEFAULT_QUANTIZATION, FORMATS, QUANTIZATIONS
 from routes.common import json_body, services
-from services.exports import DEFAULT_GGUF_QUANTIZATION
 
 bp = Blueprint("exports", __name__)
 
@@ -20,9 +18,7 @@ def export_page() -> Any:
     """The export page; `?run=<run_id>&checkpoint=<name>` preselects a source."""
     return render_template("export.html", formats=FORMATS, page_data={
         "sources": _export_sources(),
-        "quantizations": {"gguf": GGUF_QUANTIZATIONS, "gguf_lora": LORA_QUANTIZATIONS},
-        "default_quantization": {"gguf": DEFAULT_GGUF_QUANTIZATION,
-                                 "gguf_lora": normalize_quantization("gguf_lora", None)},
+        "quantizations": QUANTIZATIONS, "default_quantization": DEFAULT_QUANTIZATION,
         "selected": {"run": request.args.get("run", "")[:128],
                      "checkpoint": request.args.get("checkpoint", "")[:128]}})
 

@@ -32,7 +32,6 @@ from core.run_dir import now_iso, pid_alive
 from services.runs import RunStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_GGUF_QUANTIZATION = "q4_k_m"
 PROGRESS_KEYS = ("status", "progress", "message", "error")
 log = logging.getLogger("grpo_studio.exports")
 Publish = Callable[[str, dict[str, Any], Any], None]
@@ -98,8 +97,6 @@ class Exports:
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
         fmt = body.get("format")
         quantization = body.get("quantization")
-        if fmt == "gguf" and not quantization:
-            quantization = DEFAULT_GGUF_QUANTIZATION
         quantization = normalize_quantization(fmt, quantization)
         source, label = self._source(body)
         export_id = f"{label}-{fmt}{'-' + quantization if quantization else ''}-" \

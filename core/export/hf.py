@@ -5,11 +5,14 @@ Guarantees: an adapter export holds only the adapter's own files (no optimizer s
 reference adapter) plus the tokenizer with the chat template the run trained with, and it loads
 with `PeftModel.from_pretrained` and generates; a merged export is safetensors + tokenizer + chat
 template whose logits on a fixed chat prompt equal base + adapter within a tolerance (the largest
-difference is recorded), saved in the base model's own dtype. Does not: quantize (gguf side).
+difference is recorded), saved in the base model's own dtype; a bitsandbytes export is that merged
+model quantized (int8, nf4), saved, and reloaded with the same logits as in memory. Does not:
+write GGUF (convert.py).
 """
 from __future__ import annotations
 
 import gc
+import importlib.util
 import os
 import shutil
 from fnmatch import fnmatch
@@ -164,3 +167,69 @@ def converter_folder(src: ModelSource, folder: Path) -> dict[str, Any]:
             os.symlink(path.resolve(), folder / path.name)
     load_tokenizer(src).save_pretrained(folder)
     return {}
+
+
+BNB_LAYERS = {"int8": "Linear8bitLt", "nf4": "Linear4bit"}
+
+
+def export_bitsandbytes(src: ModelSource, merged_dir: Path, out: Path,
+                        quant: str) -> dict[str, Any]:
+    """The verified merged model in `merged_dir` quantized with bitsandbytes (`int8` or `nf4`)
+    and saved in transformers format into `out`. Verified by reloading the saved copy: its layers
+    are bitsandbytes layers, its logits on the chat prompt equal those of the model quantized in
+    memory, and it generates; how often its next-token choice agrees with the full-precision
+    model is recorded."""
+    tokenizer = load_tokenizer(src)
+    prompt = chat_prompt(tokenizer, src.system_prompt)
+    full = logits(load_model(merged_dir, src), tokenizer, prompt)
+    quantized = _load_bnb(merged_dir, src, quant)
+    in_memory = logits(quantized, tokenizer, prompt)
+    quantized.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    del quantized
+    gc.collect()
+    reloaded = _load_bnb(out, src, None)
+    layers = sum(1 for m in reloaded.modules() if type(m).__name__ == BNB_LAYERS[quant])
+    if layers == 0:
+        raise ExportError(f"the saved {quant} copy loads without bitsandbytes layers")
+    diff = float((logits(reloaded, tokenizer, prompt) - in_memory).abs().max())
+    tolerance = 1e-3 * max(1.0, float(in_memory.abs().max()))
+    if not diff <= tolerance:
+        raise ExportError(
+            f"the saved {quant} copy does not reload the same: its logits differ by {diff:.3g} "
+            f"from the model quantized in memory ({_device()}). "
+            + ("bitsandbytes 4-bit copies do not reload correctly on CPU; export nf4 on an "
+               "NVIDIA GPU, or choose int8 or a GGUF quantization" if _device() == "cpu" else
+               "nothing was kept"))
+    text = generate(reloaded, tokenizer, prompt)
+    del reloaded
+    gc.collect()
+    agreement = float((in_memory.argmax(-1) == full.argmax(-1)).float().mean())
+    return {"loads": True, "loader": "transformers + bitsandbytes", "generated": text,
+            "quantization": quant, "bnb_layers": layers, "device": _device(),
+            "reload_logit_diff": diff, "top1_agreement_with_full_precision": round(agreement, 3),
+            "merged_adapter": src.adapter_dir is not None}
+
+
+def _device() -> str:
+    from core.hardware import cuda_available
+    return "cuda" if cuda_available() else "cpu"
+
+
+def _load_bnb(folder: Path, src: ModelSource, quant: str | None) -> Any:
+    """`folder` quantized on load (`quant`), or a saved bitsandbytes copy as it is (None)."""
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ExportError("bitsandbytes is not installed; pip install bitsandbytes==0.50.2 "
+                          "(make install does)")
+    options: dict[str, Any] = {}  # a saved copy carries its own quantization_config
+    if quant == "int8":
+        options["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+    elif quant == "nf4":
+        options["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)
+    model = AutoModelForCausalLM.from_pretrained(folder, device_map=_device(),
+                                                 trust_remote_code=src.trust_remote_code,
+                                                 **options)
+    return model.eval()

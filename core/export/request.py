@@ -22,9 +22,13 @@ from core.run_dir import now_iso
 
 STATE_FILE = "export.json"
 LOG_FILE = "export.log"
-FORMATS = ("adapter", "merged", "gguf", "gguf_lora")
+FORMATS = ("adapter", "merged", "gguf", "gguf_lora", "bitsandbytes")
 GGUF_QUANTIZATIONS = ("f16", "bf16", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0", "q3_k_m")
 LORA_QUANTIZATIONS = ("f16", "bf16", "q8_0")
+BNB_QUANTIZATIONS = ("int8", "nf4")  # bitsandbytes LLM.int8() and 4-bit NormalFloat
+QUANTIZATIONS = {"gguf": GGUF_QUANTIZATIONS, "gguf_lora": LORA_QUANTIZATIONS,
+                 "bitsandbytes": BNB_QUANTIZATIONS}
+DEFAULT_QUANTIZATION = {"gguf": "q4_k_m", "gguf_lora": "f16", "bitsandbytes": "int8"}
 STATUSES = ("queued", "running", "done", "failed")
 EXPORT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -42,18 +46,19 @@ class ExportRequestError(ValueError):
 
 
 def normalize_quantization(fmt: str, quantization: str | None) -> str | None:
-    """The quantization `fmt` will use: gguf needs one, gguf_lora defaults to f16, the others
-    take none."""
+    """The quantization `fmt` will use: gguf, gguf_lora and bitsandbytes take one of theirs
+    (DEFAULT_QUANTIZATION when none is given), the others take none."""
     if fmt not in FORMATS:
         raise ExportRequestError(f"format must be one of {', '.join(FORMATS)} (got {fmt!r})",
                                  "format")
     quant = quantization.lower() if isinstance(quantization, str) and quantization else None
-    allowed = {"gguf": GGUF_QUANTIZATIONS, "gguf_lora": LORA_QUANTIZATIONS}.get(fmt, ())
-    if fmt == "gguf_lora" and quant is None:
-        return "f16"
+    allowed = QUANTIZATIONS.get(fmt, ())
+    if allowed and quant is None:
+        return DEFAULT_QUANTIZATION[fmt]
     if not allowed and quant is not None:
         raise ExportRequestError(f"a {fmt} export takes no quantization (got {quant!r}); "
-                                 f"quantizations apply to gguf and gguf_lora", "quantization")
+                                 f"quantizations apply to {', '.join(QUANTIZATIONS)}",
+                                 "quantization")
     if allowed and quant not in allowed:
         raise ExportRequestError(f"a {fmt} export needs a quantization among "
                                  f"{', '.join(allowed)} (got {quantization!r})", "quantization")

@@ -3,13 +3,14 @@
 Per format: adapter (PEFT copy, loaded back in PEFT), merged (safetensors, logits checked against
 base + adapter), gguf (merged model -> convert_hf_to_gguf.py -> llama_model_quantize where the
 converter cannot write the type itself -> tensor types checked -> Modelfile -> loaded and run in
-llama.cpp), gguf_lora (convert_lora_to_gguf.py, checked by loading it on an f16 GGUF of the base).
+llama.cpp), gguf_lora (convert_lora_to_gguf.py, checked by loading it on an f16 GGUF of the base),
+bitsandbytes (the merged model quantized to int8 or nf4, saved, reloaded and compared).
 
 Guarantees: export.json goes queued -> running -> done | failed with progress and a message at each
 step; `done` only after every check passed, with `files` and `verified`; `failed` with a one-line
 `error` saying what to change, the traceback on stderr, and no result file left (intermediate
 files live in `.work/`, removed at the end either way). Does not: queue or start processes
-(services/exports.py does), bitsandbytes copies (they need CUDA).
+(services/exports.py does).
 """
 from __future__ import annotations
 
@@ -204,5 +205,15 @@ def lora_fields(path: Path, quant: str) -> dict[str, Any]:
             "lora_alpha": fields.get("adapter.lora.alpha")}
 
 
+def export_bitsandbytes(job: ExportJob, src: ModelSource, quant: str) -> dict[str, Any]:
+    job.step(0.05, "merging the adapter into the base model" if src.adapter_dir
+             else "reading the model")
+    merge = hf.converter_folder(src, job.work / "merged")
+    job.step(0.4, f"quantizing to {quant} with bitsandbytes, saving and loading it back")
+    verified = hf.export_bitsandbytes(src, job.work / "merged", job.path, quant)
+    return {**verified, **({"max_logit_diff": merge["max_logit_diff"]}
+                           if "max_logit_diff" in merge else {})}
+
+
 EXPORTERS = {"adapter": export_adapter, "merged": export_merged, "gguf": export_gguf,
-             "gguf_lora": export_gguf_lora}
+             "gguf_lora": export_gguf_lora, "bitsandbytes": export_bitsandbytes}

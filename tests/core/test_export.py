@@ -80,7 +80,7 @@ def test_create_export_writes_a_queued_request_with_every_contract_key(tmp_path,
 
 @pytest.mark.parametrize("fmt,quantization,source,field", [
     ("onnx", None, None, "format"),                           # unknown format
-    ("gguf", None, None, "quantization"),                     # gguf needs a quantization
+    ("bitsandbytes", "q4_k_m", None, "quantization"),         # bitsandbytes: int8/nf4
     ("gguf", "q2_k", None, "quantization"),                   # not one we offer
     ("merged", "q8_0", None, "quantization"),                 # merged takes none
     ("gguf_lora", "q4_k_m", None, "quantization"),            # LoRA GGUF: f16/bf16/q8_0
@@ -95,9 +95,11 @@ def test_bad_requests_name_the_field(tmp_path, lora_run, fmt, quantization, sour
     assert not (tmp_path / "x1").exists()
 
 
-def test_lora_gguf_defaults_to_f16_and_ids_are_checked(tmp_path, lora_run):
-    folder = create_export(tmp_path, "x1", "gguf_lora", None, run_source(lora_run))
-    assert json.loads((folder / STATE_FILE).read_text())["quantization"] == "f16"
+@pytest.mark.parametrize("fmt,default", [("gguf", "q4_k_m"), ("gguf_lora", "f16"),
+                                         ("bitsandbytes", "int8")])
+def test_quantized_formats_have_a_default_and_ids_are_checked(tmp_path, lora_run, fmt, default):
+    folder = create_export(tmp_path, "x1", fmt, None, run_source(lora_run))
+    assert json.loads((folder / STATE_FILE).read_text())["quantization"] == default
     with pytest.raises(ExportRequestError):
         create_export(tmp_path, "../x2", "adapter", None, run_source(lora_run))
 
@@ -167,6 +169,39 @@ def test_merged_logits_equal_base_plus_adapter(tmp_path, lora_run, tiny_model):
     with torch.no_grad():
         diff = (merged(**ids).logits - reference(**ids).logits).abs().max()
     assert diff < 1e-4
+
+
+def test_bitsandbytes_int8_copy_reloads_quantized_with_the_same_logits(tmp_path, lora_run):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    state = export(tmp_path, "bitsandbytes", None, run_source(lora_run))  # int8 by default
+    assert state["status"] == "done", state["error"]
+    verified = state["verified"]
+    assert state["quantization"] == "int8" and verified["bnb_layers"] > 0
+    assert verified["reload_logit_diff"] <= 1e-3 and verified["merged_adapter"] is True
+    assert 0 <= verified["top1_agreement_with_full_precision"] <= 1
+    folder = folder_of(state, tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["quantization_config"]["load_in_8bit"] is True
+    model = AutoModelForCausalLM.from_pretrained(folder, device_map="cpu")
+    assert any(type(m).__name__ == "Linear8bitLt" for m in model.modules())
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    with torch.no_grad():
+        assert model(**tokenizer("7 + 5 =", return_tensors="pt")).logits.isfinite().all()
+
+
+def test_a_bitsandbytes_copy_that_reloads_differently_fails_and_leaves_no_file(tmp_path,
+                                                                              lora_run):
+    """bitsandbytes 4-bit copies saved on a CPU reload with other weights (transformers 5.23 +
+    bitsandbytes 0.50.2); the check catches it instead of shipping a broken model."""
+    from core.hardware import cuda_available
+    if cuda_available():
+        pytest.skip("nf4 reloads correctly on CUDA")
+    state = export(tmp_path, "bitsandbytes", "nf4", run_source(lora_run))
+    assert state["status"] == "failed" and state["files"] == []
+    assert "does not reload the same" in state["error"] and "int8" in state["error"]
+    assert {p.name for p in folder_of(state, tmp_path).iterdir()} <= {"export.json",
+                                                                     "export.log"}
 
 
 def test_adapter_export_of_a_whole_model_says_to_merge_instead(tmp_path, tiny_model):
