@@ -131,11 +131,18 @@ class DatasetSection(_Section):
     path: str = _help("Sample name, file path, or hub id.", default="arithmetic", min_length=1)
     config_name: str | None = _help("Hub dataset configuration (subset), e.g. 'main'.", default=None)
     split: str = _help("Split to train on.", default="train", min_length=1)
-    format: Literal["auto", "alpaca", "qa", "prompt_completion", "messages", "gsm8k"] = _help(
+    format: Literal["auto", "alpaca", "sharegpt", "messages", "completion", "qa",
+                    "prompt_completion", "gsm8k"] = _help(
         "Shape of the rows; auto detects it from the column names.", default="auto")
+    txt_mode: Literal["line", "block"] = _help(
+        "For .txt files: one example per line, or per block of lines separated by a blank line.",
+        default="line")
     mapping: FieldMapping = Field(default_factory=FieldMapping)
     max_samples: int | None = _help("Use at most this many rows (empty: all).", default=None, ge=1)
     validation_split: float = _help("Fraction held out for evaluation.", default=0.0, ge=0.0, le=0.5)
+    skip_invalid_rows: bool = _help(
+        "Skip rows whose prompt is missing or empty (and say how many) instead of refusing the "
+        "dataset.", default=False)
 
 
 class TemplateSection(_Section):

@@ -1,18 +1,22 @@
 """Training data: read rows, map their fields, and build the SFT and GRPO datasets.
 
-Guarantees: rows come from a bundled sample, a JSON/JSONL/CSV/Parquet file or a hub dataset; the
-field mapping is detected from common column names unless the config names columns; every row
+Guarantees: rows come from a bundled sample, a JSON/JSONL/CSV/Parquet/TXT file or a hub dataset;
+the field mapping is detected from common column names unless the config names columns or a shape
+(`dataset.format`, see `core.formats.shapes`); every row
 becomes `prompt_messages` (the user/assistant turns before the answer), `response` and `reference`
 (GSM8K answers `... #### 42` give reference "42"). GRPO prompts and SFT prompts are built by the same
 function, with the model's chat template (or the config's), the system prompt and the markers.
-A missing column, an empty dataset or an unreachable hub raises `DatasetError` naming what to fix.
+A missing column, an empty dataset or an unreachable hub raises `DatasetError` naming what to fix;
+so do rows whose mapped prompt is missing or empty (the first 5 named with the same words as
+`core.formats.validation`), unless `dataset.skip_invalid_rows` skips them, logging how many.
 
-Does not: stream huge files, compute statistics or validate row by row (the dataset-tools issue).
+Does not: stream huge files into training (`datasets` memory-maps them), compute statistics or
+check answers (`core.formats` does previews, validation, statistics).
 """
 from __future__ import annotations
 
+import logging
 import math
-
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -20,12 +24,16 @@ from typing import Any, Sequence
 from core.config import DatasetSection, FieldMapping, TemplateSection
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "data"
-FILE_READERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
+FILE_READERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet",
+                ".txt": "text"}
+NAMED_BAD_ROWS = 5   # rows named in a refusal; the rest are counted
+log = logging.getLogger("grpo_studio.datasets")
 
 # Column names tried in order when the config does not name one (lower-cased comparison).
 AUTO_NAMES = {
     "messages": ("messages", "conversations", "conversation", "chat"),
-    "instruction": ("instruction", "question", "prompt", "query", "problem", "input_text"),
+    "instruction": ("instruction", "question", "prompt", "query", "problem", "input_text",
+                    "text"),
     "input": ("input", "context"),
     "response": ("output", "answer", "response", "completion", "solution", "target"),
     "reference": ("reference", "final_answer", "ground_truth", "label"),
@@ -58,7 +66,7 @@ def load_rows(section: DatasetSection) -> Any:
     if section.source == "hub":
         ds = _load_hub(section)
     else:
-        ds = _load_file(_file_path(section))
+        ds = _load_file(_file_path(section), section.txt_mode)
     if len(ds) == 0:
         raise DatasetError(f"dataset {section.path!r} has no rows")
     if section.max_samples:
@@ -86,8 +94,11 @@ def _file_path(section: DatasetSection) -> Path:
     return path
 
 
-def _load_file(path: Path) -> Any:
+def _load_file(path: Path, txt_mode: str = "line") -> Any:
     import datasets
+    if path.suffix.lower() == ".txt":   # our reader: line or blank-line block rows, numbered
+        from core.formats.readers import head_rows
+        return datasets.Dataset.from_list(head_rows(path, 2**62, txt_mode))
     try:
         return datasets.load_dataset(FILE_READERS[path.suffix.lower()], data_files=str(path),
                                      split="train")
@@ -157,8 +168,7 @@ def to_example(row: dict[str, Any], mapping: FieldMapping) -> Example:
     extra = _cell(row, mapping.input).strip()
     user = f"{text}\n\n{extra}" if extra else text
     response = _cell(row, mapping.response)
-    reference = _cell(row, mapping.reference) if mapping.reference and \
-        row.get(mapping.reference) is not None else None
+    reference = _reference(row, mapping)
     if reference is None and response:
         _, final = split_gsm8k(response)
         reference = final if final is not None else response.strip()
@@ -171,9 +181,14 @@ def _chat_example(turns: Any, row: dict[str, Any], mapping: FieldMapping) -> Exa
     response = ""
     if turns and turns[-1]["role"] == "assistant":
         response = turns.pop()["content"]
-    reference = _cell(row, mapping.reference) if mapping.reference and \
-        row.get(mapping.reference) is not None else (response or None)
-    return Example(turns, response, reference)
+    reference = _reference(row, mapping)
+    return Example(turns, response, reference if reference is not None else (response or None))
+
+
+def _reference(row: dict[str, Any], mapping: FieldMapping) -> str | None:
+    """The mapped reference cell; a missing, null or blank cell is no reference."""
+    value = _cell(row, mapping.reference)
+    return value if value.strip() else None
 
 
 def _cell(row: dict[str, Any], column: str | None) -> str:
@@ -215,10 +230,64 @@ def format_response(response: str, template: TemplateSection) -> str:
             f"{template.solution_start}{final}{template.solution_end}")
 
 
+def section_mapping(section: DatasetSection, columns: list[str]) -> FieldMapping:
+    """The mapping training uses: the shape's (`dataset.format`) or detected, explicit columns
+    winning either way."""
+    if section.format == "auto":
+        return detect_mapping(columns, section.mapping)
+    from core.formats.shapes import mapping_for  # core.formats imports this module
+    return mapping_for(section.format, columns, section.mapping)
+
+
 def _examples(section: DatasetSection) -> list[Example]:
     rows = load_rows(section)
-    mapping = detect_mapping(rows.column_names, section.mapping)
-    return [replace(to_example(row, mapping), row=row, position=i) for i, row in enumerate(rows)]
+    mapping = section_mapping(section, rows.column_names)
+    bad = _bad_prompts(rows, mapping)
+    if bad and not section.skip_invalid_rows:
+        raise _refusal(section, mapping, bad)
+    if bad:
+        log.warning("skipped %d of %d rows whose prompt is missing or empty "
+                    "(dataset.skip_invalid_rows)", len(bad), len(rows))
+    return [replace(to_example(row, mapping), row=row, position=i) for i, row in enumerate(rows)
+            if i not in bad]
+
+
+def _bad_prompts(rows: Any, mapping: FieldMapping) -> dict[int, tuple[str, str]]:
+    """position -> (column, problem) for each row whose mapped prompt is unusable."""
+    from core.formats.validation import prompt_problem
+    found = ((i, prompt_problem(row, mapping)) for i, row in enumerate(rows))
+    return {i: problem for i, problem in found if problem}
+
+
+def _refusal(section: DatasetSection, mapping: FieldMapping,
+             bad: dict[int, tuple[str, str]]) -> DatasetError:
+    named = _name_rows(section, mapping, bad, sorted(bad)[:NAMED_BAD_ROWS])
+    more = f"; and {len(bad) - len(named)} more" if len(bad) > len(named) else ""
+    rows = "1 row has" if len(bad) == 1 else f"{len(bad)} rows have"
+    role = "messages" if mapping.messages else "instruction"
+    return DatasetError(f"{rows} no usable prompt: {'; '.join(named)}{more}. Fix them and load "
+                        "the file again, map another column, or set dataset.skip_invalid_rows "
+                        "to skip them", field=f"dataset.mapping.{role}")
+
+
+def _name_rows(section: DatasetSection, mapping: FieldMapping,
+               bad: dict[int, tuple[str, str]], positions: list[int]) -> list[str]:
+    """'line 3: "question" is missing' per position, as `core.formats.validation` names it: a
+    local file is read again (only on this error path) for its line/row numbers and raw rows;
+    a hub dataset's rows are its 1-based positions."""
+    if section.source == "hub":
+        return [f"row {i + 1}: {bad[i][1]}" for i in positions]
+    from core.formats.readers import iter_records, unit_of
+    from core.formats.validation import prompt_problem
+    path, wanted, named = _file_path(section), set(positions), {}
+    good = (r for r in iter_records(path, section.txt_mode) if r.row is not None)
+    for i, record in enumerate(good):
+        if i in wanted:
+            problem = prompt_problem(record.row, mapping) or bad[i]
+            named[i] = f"{unit_of(path)} {record.number}: {problem[1]}"
+            if len(named) == len(wanted):
+                break
+    return [named.get(i, f"row {i + 1}: {bad[i][1]}") for i in positions]
 
 
 def training_examples(section: DatasetSection, kind: str) -> list[Example]:

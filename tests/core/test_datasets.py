@@ -204,3 +204,92 @@ def test_a_split_that_holds_out_nothing_is_named(count, fraction, message):
     from core.datasets import split_indices
     with pytest.raises(DatasetError, match=message):
         split_indices(count, fraction, seed=0)
+
+
+# refusing rows without a prompt, and the shapes training reads ---------------------------------
+from pathlib import Path  # noqa: E402
+
+from core.datasets import training_examples  # noqa: E402
+
+FIXTURES = Path(__file__).resolve().parent.parent / "data" / "datasets"
+
+
+def _prompts(rows, tmp_path, **section):
+    path = _write(tmp_path / "rows.jsonl", rows) if rows is not None else None
+    return DatasetSection(source="file", path=str(section.pop("path", path)), **section)
+
+
+def test_rows_without_a_prompt_are_refused_by_row_with_validations_words():
+    section = DatasetSection(source="file", path=str(FIXTURES / "empty_field.jsonl"),
+                             format="alpaca")
+    with pytest.raises(DatasetError) as info:
+        training_examples(section, "grpo")
+    # the same words as core.formats.validation: missing stays "missing" though `datasets`
+    # fills the column with null
+    assert str(info.value).startswith('2 rows have no usable prompt: line 4: "instruction" is '
+                                      'missing; line 5: "instruction" is empty. Fix them')
+    assert info.value.field == "dataset.mapping.instruction"
+
+
+def test_only_the_first_five_bad_rows_are_named_and_the_rest_counted(tmp_path):
+    rows = [{"question": "" if i % 2 else f"q{i}", "answer": "a"} for i in range(20)]
+    with pytest.raises(DatasetError) as info:
+        training_examples(_prompts(rows, tmp_path), "grpo")
+    message = str(info.value)
+    assert message.startswith('10 rows have no usable prompt: line 2: "question" is empty; '
+                              'line 4: "question" is empty;')
+    assert 'line 10: "question" is empty; and 5 more.' in message and "line 12" not in message
+
+
+def test_skip_invalid_rows_skips_them_and_logs_how_many(tmp_path, caplog):
+    rows = [{"question": "q1", "answer": "1"}, {"question": " ", "answer": "2"},
+            {"question": "q3", "answer": "3"}]
+    section = _prompts(rows, tmp_path, skip_invalid_rows=True)
+    with caplog.at_level("WARNING", logger="grpo_studio.datasets"):
+        examples = training_examples(section, "grpo")
+    assert [e.position for e in examples] == [0, 2]
+    assert "skipped 1 of 3 rows whose prompt is missing or empty" in caplog.text
+
+
+def test_a_chat_without_a_user_turn_is_refused():
+    section = DatasetSection(source="file", path=str(FIXTURES / "sharegpt.jsonl"))
+    assert len(training_examples(section, "sft")) == 2
+    with pytest.raises(DatasetError, match='line 4: "messages" has no user turn'):
+        training_examples(DatasetSection(source="file", path=str(FIXTURES / "bad_chat.jsonl"),
+                                         skip_invalid_rows=False), "grpo")
+
+
+@pytest.mark.parametrize("name, fmt, first_prompt, response", [
+    # sharegpt: from/value turns, the system turn dropped
+    ("sharegpt.jsonl", "sharegpt", "What is the capital of France?", "Paris"),
+    ("messages.jsonl", "messages", "Write a haiku about rain.", "Soft rain on the roof"),
+    # completion: each text is a prompt, with no response
+    ("completion.txt", "completion", "The quick brown fox jumps over the lazy dog.", ""),
+    ("prompt_completion.parquet", "prompt_completion", "Complete: the sky is", "blue"),
+    ("alpaca.json", "alpaca", "Translate to French.\n\nGood morning", "Bonjour"),
+    # BOM and CRLF: `datasets`' CSV loader keeps the CRLF inside a quoted cell
+    ("bom_crlf.csv", "gsm8k", "What is 1 + 1?", "1 + 1 = 2\r\n#### 2"),
+])
+def test_each_format_trains_through_its_shapes_mapping(name, fmt, first_prompt, response):
+    section = DatasetSection(source="file", path=str(FIXTURES / name), format=fmt)
+    first = training_examples(section, "grpo")[0]
+    assert first.prompt_messages[-1]["content"] == first_prompt and first.response == response
+
+
+def test_txt_blocks_train_one_example_per_block():
+    section = DatasetSection(source="file", path=str(FIXTURES / "blocks.txt"), txt_mode="block")
+    prompts = [e.prompt_messages[0]["content"] for e in training_examples(section, "grpo")]
+    assert prompts == ["Roses are red,\nviolets are blue.", "The second block\nhas two lines.",
+                       "third"]
+
+
+def test_a_format_whose_columns_are_absent_names_the_role_to_map():
+    section = DatasetSection(source="file", path=str(FIXTURES / "qa.csv"), format="messages")
+    with pytest.raises(DatasetError, match="a messages dataset needs a column for messages") as e:
+        training_examples(section, "grpo")
+    assert e.value.field == "dataset.mapping.messages"
+
+
+def test_a_blank_reference_cell_is_no_reference():
+    mapping = FieldMapping(instruction="q", response="a", reference="r")
+    assert to_example({"q": "x", "a": "#### 4", "r": ""}, mapping).reference == "4"
