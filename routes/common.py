@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from flask import Flask, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from routes.extensions import socketio
 from routes.i18n import localized_problems
 from services.app import AppServices
 from services.datasets import human_size
@@ -21,8 +22,8 @@ from services.errors import (BadSessionId, ConfigError, ConfigNotFound, ConfigRe
                              CustomRewardNotFound, DatasetError, ExportNotFound,
                              ExportRequestError, JobConflict, RewardError, RunNotFound,
                              TestJobNotFound, TestRequestError, TooManyTests, UploadTooLarge)
-from services.errors import (CachedModelNotFound, DownloadNotFound, ModelAlreadyCached,
-                             ModelIdError)
+from services.errors import (CachedModelNotFound, DatasetJobNotFound, DatasetNotFound,
+                             DownloadNotFound, ModelAlreadyCached, ModelIdError)
 
 log = logging.getLogger("grpo_studio.web")
 
@@ -55,6 +56,15 @@ def json_body() -> dict[str, Any]:
     return data
 
 
+def requester_socket(body: dict[str, Any]) -> str | None:
+    """The body's `socket_id` when it is a connected Socket.IO client, else None: tokens and
+    progress go to that one client and are never broadcast (nor sent to a run's room)."""
+    sid = body.get("socket_id")
+    if isinstance(sid, str) and sid and socketio.server.manager.is_connected(sid, "/"):
+        return sid
+    return None
+
+
 def int_arg(name: str, default: int, low: int = 0, high: int = 100_000) -> int:
     raw = request.args.get(name)
     if raw is None:
@@ -85,7 +95,7 @@ DOMAIN_ERRORS: tuple[tuple[type[Exception], int], ...] = (
     (ConfigNotFound, 404), (RunNotFound, 404), (CustomRewardNotFound, 404), (ConfigReadOnly, 403), (JobConflict, 409),
     (UploadTooLarge, 413), (TooManyTests, 429),
     (ModelIdError, 400), (DownloadNotFound, 404), (CachedModelNotFound, 404),
-    (ModelAlreadyCached, 409),
+    (ModelAlreadyCached, 409), (DatasetNotFound, 404), (DatasetJobNotFound, 404),
 )
 
 

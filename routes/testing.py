@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, render_template, request
 
-from routes.common import BadRequest, error_response, json_body, services
+from routes.common import BadRequest, error_response, json_body, requester_socket, services
 from routes.extensions import socketio
 from services.inference import InferenceError, InferenceTimeout
 from services.testing import read_prompt_file
@@ -50,15 +50,6 @@ def generate() -> Any:
                           to=socket_id)
 
     return jsonify(services().tester.generate(body, request_id, stream))
-
-
-def requester_socket(body: dict[str, Any]) -> str | None:
-    """The body's `socket_id` when it is a connected Socket.IO client, else None: tokens and
-    progress go to that one client and are never broadcast (nor sent to a run's room)."""
-    sid = body.get("socket_id")
-    if isinstance(sid, str) and sid and socketio.server.manager.is_connected(sid, "/"):
-        return sid
-    return None
 
 
 @bp.post("/api/models/test/cancel")

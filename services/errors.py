@@ -4,7 +4,8 @@ from core.config import ConfigError
 from core.datasets import DatasetError
 from rewards import RewardError
 from services.configs import ConfigNotFound, ConfigReadOnly
-from services.datasets import UploadTooLarge
+from services.dataset_jobs import DatasetJobNotFound
+from services.datasets import DatasetNotFound, UploadTooLarge
 from services.exports import ExportNotFound, ExportRequestError
 from services.jobs import BadSessionId, JobConflict
 from services.model_cache import (CachedModelNotFound, DownloadNotFound, ModelAlreadyCached,
@@ -17,4 +18,5 @@ from services.testing import TestRequestError
 __all__ = ["ConfigError", "DatasetError", "RewardError", "ConfigNotFound", "ConfigReadOnly",
            "UploadTooLarge", "BadSessionId", "JobConflict", "RunNotFound", "CustomRewardNotFound", "TooManyTests", "ExportNotFound",
            "ExportRequestError", "TestJobNotFound", "TestRequestError", "ModelIdError",
-           "ModelAlreadyCached", "DownloadNotFound", "CachedModelNotFound"]
+           "ModelAlreadyCached", "DownloadNotFound", "CachedModelNotFound", "DatasetNotFound",
+           "DatasetJobNotFound"]
