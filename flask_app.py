@@ -43,8 +43,8 @@ def default_settings(root: Path) -> dict[str, Any]:
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """The app: defaults, then `config`; extensions bound, blueprints registered, jobs started."""
     # route modules first: their Socket.IO handlers must be known before init_app binds a server
-    from routes import (configs, datasets, exports, models, rewards, system, testing, training,
-                        wizard)
+    from routes import (configs, dataset_catalog, datasets, exports, models, rewards, system,
+                        testing, training, wizard)
     from routes.common import register_error_handlers
     from routes.extensions import socketio
     from routes.i18n import init_i18n
@@ -61,8 +61,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     init_i18n(app)
     init_security(app)
     register_error_handlers(app)
-    for module in (wizard, training, configs, datasets, models, rewards, exports, testing,
-                   system):
+    for module in (wizard, training, configs, datasets, dataset_catalog, models, rewards, exports,
+                   testing, system):
         app.register_blueprint(module.bp)
 
     app.extensions["grpo_studio"] = AppServices.build(

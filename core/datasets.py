@@ -4,8 +4,11 @@ Guarantees: rows come from a bundled sample, a JSON/JSONL/CSV/Parquet/TXT file o
 the field mapping is detected from common column names unless the config names columns or a shape
 (`dataset.format`, see `core.formats.shapes`); every row
 becomes `prompt_messages` (the user/assistant turns before the answer), `response` and `reference`
-(GSM8K answers `... #### 42` give reference "42"). GRPO prompts and SFT prompts are built by the same
-function, with the model's chat template (or the config's), the system prompt and the markers.
+(GSM8K answers `... #### 42` give reference "42"). A mapped column may be a dotted path into a
+nested value (`answers.text` reads `row["answers"]["text"]`; a list there gives its first element,
+an empty list nothing), as SQuAD's answers are stored. GRPO prompts and SFT prompts are built by
+the same function, with the model's chat template (or the config's), the system prompt and the
+markers.
 A missing column, an empty dataset or an unreachable hub raises `DatasetError` naming what to fix;
 so do rows whose mapped prompt is missing or empty (the first 5 named with the same words as
 `core.formats.validation`), unless `dataset.skip_invalid_rows` skips them, logging how many.
@@ -138,7 +141,7 @@ def detect_mapping(columns: list[str], explicit: FieldMapping | None = None) -> 
     for role, names in AUTO_NAMES.items():
         chosen = getattr(explicit, role)
         if chosen is not None:
-            if chosen not in columns:
+            if not has_column(columns, chosen):
                 raise DatasetError(f"column {chosen!r} is not in the dataset; columns: "
                                    f"{', '.join(columns)}", field=f"dataset.mapping.{role}")
             found[role] = chosen
@@ -193,8 +196,35 @@ def _reference(row: dict[str, Any], mapping: FieldMapping) -> str | None:
 
 def _cell(row: dict[str, Any], column: str | None) -> str:
     """A cell as text; a missing column or a null cell is empty (0 stays '0')."""
-    value = row.get(column) if column else None
+    value = column_value(row, column)
     return "" if value is None else str(value)
+
+
+def has_column(columns: Sequence[str], column: str) -> bool:
+    """Whether `column` names one of `columns`, or a path inside one (`answers.text`)."""
+    return column in columns or ("." in column and column.split(".", 1)[0] in columns)
+
+
+def column_value(row: dict[str, Any], column: str | None) -> Any:
+    """The value `column` names in `row`: the column itself when the row has one by that exact
+    name, else a dotted path through nested objects, where a list stands for its first element
+    (`answers.text` of `{"answers": {"text": ["1905"]}}` is "1905"; of an empty list, None)."""
+    if not column:
+        return None
+    if column in row or "." not in column:
+        return row.get(column)
+    value: Any = row
+    for key in column.split("."):
+        value = _first(value)
+        value = value.get(key) if isinstance(value, dict) else None
+    return _first(value)
+
+
+def _first(value: Any) -> Any:
+    """A list's first element (None for an empty one); anything else as it is."""
+    if isinstance(value, (list, tuple)):
+        return value[0] if value else None
+    return value
 
 
 def _normalise_turn(turn: dict[str, Any]) -> dict[str, str]:

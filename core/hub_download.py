@@ -65,16 +65,24 @@ def unreachable(reason: str, target: Path) -> DownloadError:
 
 def check_hub_reachable(endpoint: str, target: Path) -> None:
     """Fails at once when offline, instead of after huggingface_hub's retries."""
+    reason = hub_unreachable_reason(endpoint)
+    if reason is not None:
+        raise unreachable(reason, target)
+
+
+def hub_unreachable_reason(endpoint: str) -> str | None:
+    """Why the hub at `endpoint` cannot be reached (HF_HUB_OFFLINE is set, or nothing answers
+    within REACHABILITY_TIMEOUT_S), or None when it answers."""
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in OFFLINE_VALUES:
-        raise unreachable("HF_HUB_OFFLINE is set", target)
+        return "HF_HUB_OFFLINE is set"
     try:
         urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"),
                                timeout=REACHABILITY_TIMEOUT_S).close()
     except urllib.error.HTTPError:
-        return  # it answered: reachable, whatever the status
+        return None  # it answered: reachable, whatever the status
     except (urllib.error.URLError, OSError) as err:
-        reason = getattr(err, "reason", err)
-        raise unreachable(f"{endpoint}: {reason}", target) from None
+        return f"{endpoint}: {getattr(err, 'reason', err)}"
+    return None
 
 
 class ProgressReporter:

@@ -49,24 +49,60 @@ MODELS: tuple[tuple[str, str, float, str], ...] = (
     ("Gemma", "google/gemma-3-12b-it", 12.2, N_("gated: accept the licence on the hub")),
 )
 
-# Public datasets: hub id, config, split, mapping, suggested rewards.
+# Public datasets. "id" is the hub id; "key" names the entry's offline test fixture
+# (tests/data/datasets/catalog/<key>.jsonl); "config_name" and "split" are what the wizard loads,
+# "splits" every split the dataset has; "rows" the approximate size of "split"; "download_rows",
+# when set, caps a download (the whole split is far larger than a GRPO run needs). A mapping value
+# may be a dotted path into a nested column (SQuAD's `answers.text`, see core.datasets).
 DATASETS: tuple[dict[str, Any], ...] = (
-    {"id": "openai/gsm8k", "name": "GSM8K", "config_name": "main", "split": "train",
+    {"id": "tatsu-lab/alpaca", "key": "alpaca", "name": "Alpaca", "config_name": None,
+     "split": "train", "splits": ["train"], "rows": 52_002, "download_rows": None,
+     "mapping": {"instruction": "instruction", "input": "input", "response": "output"},
+     "rewards": ["length_band", "repetition"],
+     "description": N_("52k instructions with answers written by text-davinci-003 (SFT).")},
+    {"id": "openai/gsm8k", "key": "gsm8k", "name": "GSM8K", "config_name": "main",
+     "split": "train", "splits": ["train", "test"], "rows": 7_473, "download_rows": None,
      "mapping": {"instruction": "question", "response": "answer"},
      "rewards": ["answer_correct", "format_markers"],
      "description": N_("Grade-school math word problems; answers end in '#### N'.")},
-    {"id": "tatsu-lab/alpaca", "name": "Alpaca", "config_name": None, "split": "train",
+    {"id": "nvidia/OpenMathReasoning", "key": "openmathreasoning", "name": "OpenMathReasoning",
+     "config_name": None, "split": "cot", "splits": ["cot", "tir", "genselect"],
+     "rows": 3_200_000, "download_rows": 50_000,
+     "mapping": {"instruction": "problem", "response": "generated_solution",
+                 "reference": "expected_answer"},
+     "rewards": ["answer_correct", "format_markers"],
+     "description": N_("Olympiad-level math problems with long chain-of-thought solutions and "
+                       "their expected answers (the first 50k rows are downloaded).")},
+    {"id": "sahil2801/CodeAlpaca-20k", "key": "code_alpaca", "name": "Code Alpaca",
+     "config_name": None, "split": "train", "splits": ["train"], "rows": 20_022,
+     "download_rows": None,
      "mapping": {"instruction": "instruction", "input": "input", "response": "output"},
-     "rewards": ["length_band"], "description": N_("52k instructions with answers (SFT).")},
-    {"id": "databricks/databricks-dolly-15k", "name": "Dolly 15k", "config_name": None,
-     "split": "train",
+     "rewards": ["code_block", "python_parses"],
+     "description": N_("20k programming instructions with code answers, in several languages.")},
+    {"id": "databricks/databricks-dolly-15k", "key": "dolly", "name": "Dolly 15k",
+     "config_name": None, "split": "train", "splits": ["train"], "rows": 15_011,
+     "download_rows": None,
      "mapping": {"instruction": "instruction", "input": "context", "response": "response"},
-     "rewards": ["length_band"], "description": N_("15k human-written instructions (SFT).")},
-    {"id": "microsoft/orca-math-word-problems-200k", "name": "Orca Math", "config_name": None,
-     "split": "train", "mapping": {"instruction": "question", "response": "answer"},
-     "rewards": ["answer_correct"], "description": N_("200k math word problems with worked "
-                                                      "answers.")},
+     "rewards": ["length_band", "repetition"],
+     "description": N_("15k human-written instructions (SFT).")},
+    {"id": "microsoft/orca-math-word-problems-200k", "key": "orca_math", "name": "Orca Math",
+     "config_name": None, "split": "train", "splits": ["train"], "rows": 200_035,
+     "download_rows": None, "mapping": {"instruction": "question", "response": "answer"},
+     "rewards": ["answer_correct", "format_markers"],
+     "description": N_("200k math word problems with worked answers.")},
+    {"id": "rajpurkar/squad_v2", "key": "squad_v2", "name": "SQuAD v2", "config_name": "squad_v2",
+     "split": "train", "splits": ["train", "validation"], "rows": 130_319, "download_rows": None,
+     "mapping": {"instruction": "question", "input": "context", "response": "answers.text",
+                 "reference": "answers.text"},
+     "rewards": ["exact_match", "token_f1"],
+     "description": N_("Questions on Wikipedia paragraphs; a third have no answer in the text "
+                       "(no reference: their rewards are skipped).")},
 )
+
+
+def catalog_dataset(dataset_id: str) -> dict[str, Any] | None:
+    """The catalog entry with hub id `dataset_id`, or None."""
+    return next((d for d in DATASETS if d["id"] == dataset_id), None)
 
 
 def memory_guidance(billions: float) -> dict[str, float]:

@@ -29,9 +29,16 @@ export.mkdir(parents=True)
     '{"job_id": "batch-000000000000", "kind": "batch", "status": "done", '
     '"result": {"rewards": [], "rows": []}}')
 download = client.post("/api/models/download", json={"model_id": "owner/model"}).json
+catalog_download = client.post("/api/datasets/catalog/download", json={"id": "openai/gsm8k"}).json
+import io
+dataset = client.post("/api/datasets/upload", content_type="multipart/form-data", data={
+    "file": (io.BytesIO(b'{"question": "1+1?", "answer": "2"}\\n'), "a.jsonl")}).json
+dataset_job = client.post("/api/datasets/stats", json={"id": dataset["id"]}).json["job_id"]
 urls = [rule.rule.replace("<name>", "model").replace("<run_id>", "a-run").replace("<code>", "fr")
         .replace("<export_id>", "an-export").replace("<job_id>", "batch-000000000000")
         .replace("<download_id>", download["download_id"])
+        .replace("<catalog_download_id>", catalog_download["download_id"])
+        .replace("<upload_id>", dataset["id"]).replace("<dataset_job_id>", dataset_job)
         for rule in app.url_map.iter_rules()
         if "GET" in rule.methods and "static" not in rule.rule and "<path" not in rule.rule]
 urls = [u + "?name=examples/quickstart" if u == "/api/configs/load" else u for u in urls]
