@@ -18,7 +18,7 @@ from tools.i18n import all_texts, js_texts, missing
 PO = REPO / "translations" / "fr" / "LC_MESSAGES" / "messages.po"
 PAGES = ["/wizard/model", "/wizard/dataset", "/wizard/training", "/wizard/rewards",
          "/wizard/review", "/runs", "/configs", "/runs/a-run", "/runs/a-run/config",
-         "/login", "/no-such-page"]
+         "/login", "/no-such-page", "/rewards/test", "/test", "/export", "/models", "/datasets"]
 
 
 def french_catalog() -> dict[str, str]:

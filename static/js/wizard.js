@@ -156,6 +156,11 @@ async function loadRequestedConfig() {
     saveDraft();
     history.replaceState(null, "", window.location.pathname);
   }
+  const dataset = params.get("dataset");  // "Use in the wizard" on the datasets page
+  if (dataset) {
+    await useUploadedDataset(dataset, params.get("format"), params.get("txt_mode"));
+    history.replaceState(null, "", window.location.pathname);
+  }
   const name = params.get("load");
   if (!name) return;
   try {
@@ -167,6 +172,21 @@ async function loadRequestedConfig() {
     toast(err.message, "error");
   }
   history.replaceState(null, "", window.location.pathname);
+}
+
+/** Makes the uploaded dataset `id` the draft's dataset (read as `format`, and a .txt file by
+ * `txtMode`, when given). */
+async function useUploadedDataset(id, format, txtMode) {
+  try {
+    const { datasets } = await api("GET", "/api/datasets/list");
+    const entry = datasets.find((d) => d.source === "file" && d.id === id);
+    if (!entry) throw new Error(`${t("No uploaded dataset with the id")} ${id}`);
+    draft.dataset = { ...draft.dataset, source: "file", path: entry.path, format: format || "auto", mapping: {} };
+    if (txtMode) draft.dataset.txt_mode = txtMode;
+    saveDraft();
+  } catch (err) {
+    toast(err.message, "error");
+  }
 }
 
 function showWhen(attribute, value) {
