@@ -1,4 +1,5 @@
-"""Entry point: `python flask_app.py [--host 127.0.0.1] [--port 5000] [--token T] [--root DIR]`.
+"""Entry point: `python flask_app.py [--host 127.0.0.1] [--port 5000] [--token T] [--root DIR]
+[--max-upload-mb N]`.
 
 Builds the app (`create_app`) and serves it with Flask-SocketIO in threading mode. Binds 127.0.0.1
 by default; another address is served only with an access token (given, or generated and printed at
@@ -97,6 +98,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="GRPO Studio web app")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -106,13 +114,17 @@ def main(argv: list[str] | None = None) -> int:
                              "non-loopback host)")
     parser.add_argument("--root", type=Path, default=REPO_ROOT,
                         help="folder holding outputs/, uploads/ and configs/saved/")
+    parser.add_argument("--max-upload-mb", type=positive_int,
+                        default=os.environ.get("GRPO_STUDIO_MAX_UPLOAD_MB", "2048"),
+                        help="largest dataset upload in MB (default 2048; larger gets 413)")
     args = parser.parse_args(argv)
     token = args.token
     if not is_loopback(args.host) and not token:
         token = secrets.token_urlsafe(24)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request is noise here
-    app = create_app({"ROOT": args.root, "ACCESS_TOKEN": token})
+    app = create_app({"ROOT": args.root, "ACCESS_TOKEN": token,
+                      "MAX_UPLOAD_BYTES": args.max_upload_mb * MB})
     from routes.extensions import socketio
     from routes.system import start_system_updates
     if app.config["SYSTEM_UPDATE_SECONDS"]:

@@ -345,3 +345,18 @@ def test_convert_stores_the_converted_copy(client):
     assert converted["id"] in {d["id"] for d in uploads_of(client)}
     bad = client.post("/api/datasets/convert", json={"id": entry["id"], "target": "poem"})
     assert bad.status_code == 400 and bad.json["field"] == "target"
+
+
+def test_the_upload_limit_is_set_when_the_server_starts(monkeypatch, tmp_path):
+    from flask_app import main
+    from routes.extensions import socketio
+    started = {}
+    monkeypatch.setattr(socketio, "run", lambda app, **kw: started.update(app=app))
+    main(["--root", str(tmp_path), "--max-upload-mb", "3"])
+    app = started["app"]
+    assert app.config["MAX_UPLOAD_BYTES"] == 3 << 20
+    assert app.extensions["grpo_studio"].datasets.max_upload_bytes == 3 << 20
+    app.extensions["grpo_studio"].close()
+    monkeypatch.setenv("GRPO_STUDIO_MAX_UPLOAD_MB", "0")
+    with pytest.raises(SystemExit):  # argparse names the option and why
+        main(["--root", str(tmp_path)])
