@@ -3,9 +3,13 @@
 // mapping with an override, the validation report by row, statistics with length histograms,
 // duplicates (with a cleaned copy), a train/validation/test split, conversion to another shape,
 // and "Use in the wizard". Long jobs (statistics, duplicates) report over Socket.IO
-// `dataset_progress`, with polling of GET /api/datasets/jobs/<id> as the fallback.
+// `dataset_progress`, with polling of GET /api/datasets/jobs/<id> as the fallback. Statistics count
+// with the wizard draft's model's tokenizer (the default model's when that one is not here).
+// Public datasets: the catalog with a download each, whose progress comes over Socket.IO
+// `dataset_download_progress` (polling GET /api/datasets/catalog/downloads/<id> as the fallback);
+// a finished download is a new upload in the list.
 // Whatever the server sends is inserted as text, never as HTML.
-import { api, t, el, toast, socket, formatNumber } from "./common.js";
+import { api, t, el, toast, socket, formatNumber, DRAFT_KEY } from "./common.js";
 
 const PAGE_ROWS = 10;
 const POLL_MS = 1000;
@@ -247,6 +251,179 @@ async function removeEntry(entry, button) {
   }
 }
 
+// ---- public datasets (the catalog) -----------------------------------------------------------
+const DOWNLOAD_TEXT = {
+  running: t("downloading"), done: t("downloaded"), failed: t("failed"), cancelled: t("cancelled"),
+};
+let catalogEntries = [];                  // as GET /api/datasets/catalog lists them
+const catalogDownloads = new Map();       // catalog id -> the state of its latest download
+
+async function loadCatalog() {
+  try {
+    const { datasets, downloads } = await api("GET", "/api/datasets/catalog");
+    catalogEntries = datasets || [];
+    // downloads still running (started before this page was opened) are followed too
+    for (const d of downloads || []) {
+      if (d.status === "running" && catalogDownloads.get(d.dataset_id)?.download_id !== d.download_id) {
+        catalogDownloads.set(d.dataset_id, d);
+      }
+    }
+    $("catalog-error").textContent = "";
+  } catch (err) {
+    $("catalog-error").textContent = err.message;
+  }
+  renderCatalog();
+}
+
+function splitText(entry) {
+  return entry.config_name ? `${entry.config_name} / ${entry.split}` : entry.split;
+}
+
+function wholeNumber(value) {
+  // formatNumber writes millions with an exponent; catalog sizes read better in full
+  return typeof value === "number" ? value.toLocaleString(document.documentElement.lang) : "?";
+}
+
+function catalogRowsText(entry) {
+  const total = `≈ ${wholeNumber(entry.rows)} ${t("rows")}`;
+  return entry.download_rows
+    ? `${t("the first")} ${wholeNumber(entry.download_rows)} ${t("of")} ${total}` : total;
+}
+
+function downloadedPart(entry) {
+  const part = el("span", null, { class: "catalog-downloaded", "data-role": "downloaded" });
+  const meta = entry.downloaded;
+  if (!meta) return part;
+  part.append(el("span", `${t("Downloaded as")} ${meta.name || meta.file}`, { class: "status-done" }));
+  if (entries.has(meta.id)) {
+    const open = el("button", t("Show"), { type: "button", class: "secondary small", "data-action": "open" });
+    open.addEventListener("click", () => select(meta.id));
+    part.append(open);
+  }
+  return part;
+}
+
+function catalogItem(entry) {
+  const item = el("li", null, { class: "catalog-item", "data-id": entry.id });
+  const head = el("div", null, { class: "catalog-head" });
+  head.append(el("strong", entry.name, { "data-role": "name" }),
+    el("code", entry.id, { "data-role": "hub-id" }),
+    el("span", splitText(entry), { class: "badge", "data-role": "split" }),
+    el("span", catalogRowsText(entry), { class: "muted", "data-role": "rows" }));
+  const download = el("button", t("Download"), { type: "button", class: "small", "data-action": "download" });
+  download.hidden = Boolean(entry.downloaded);
+  download.addEventListener("click", () => startCatalogDownload(entry.id, download));
+  const actions = el("div", null, { class: "catalog-actions" });
+  actions.append(download, downloadedPart(entry));
+  const progress = el("div", null, { class: "catalog-progress", "data-role": "progress" });
+  progress.hidden = true;
+  const cancel = el("button", t("Cancel"), { type: "button", class: "secondary small", "data-action": "cancel" });
+  cancel.addEventListener("click", () => cancelCatalogDownload(entry.id, cancel));
+  progress.append(el("progress", null, { max: "1", value: "0" }),
+    el("span", "", { "data-role": "status" }), el("span", "", { class: "muted", "data-role": "bytes" }),
+    el("span", "", { class: "muted", "data-role": "message", "aria-live": "polite" }), cancel);
+  item.append(head, el("p", entry.description ? t(entry.description) : "", { class: "catalog-description" }),
+    el("p", `${t("Suggested rewards")}: ${(entry.rewards || []).join(", ")}`, { class: "muted", "data-role": "rewards" }),
+    actions, progress, el("p", "", { class: "error-text", role: "alert", "data-role": "error" }));
+  const state = catalogDownloads.get(entry.id);
+  if (state) paintDownload(item, state);
+  return item;
+}
+
+function renderCatalog() {
+  $("catalog-list").replaceChildren(...catalogEntries.map(catalogItem));
+}
+
+function catalogItemFor(datasetId) {
+  return $("catalog-list").querySelector(`.catalog-item[data-id="${CSS.escape(datasetId)}"]`);
+}
+
+function paintDownload(item, state) {
+  const running = state.status === "running";
+  item.dataset.status = state.status;
+  const box = item.querySelector("[data-role=progress]");
+  box.hidden = false;
+  box.querySelector("progress").value = state.progress || 0;
+  const status = box.querySelector("[data-role=status]");
+  status.textContent = DOWNLOAD_TEXT[state.status] || state.status;
+  status.className = `status status-${state.status}`;
+  box.querySelector("[data-role=bytes]").textContent = state.total_bytes
+    ? `${formatSize(state.downloaded_bytes)} / ${formatSize(state.total_bytes)}` : "";
+  box.querySelector("[data-role=message]").textContent = state.status === "failed" ? "" : state.message || "";
+  box.querySelector("[data-action=cancel]").hidden = !running;
+  item.querySelector("[data-action=download]").disabled = running;
+  item.querySelector("[data-role=error]").textContent = state.status === "failed"
+    ? state.error || state.message || t("The download failed.") : "";
+}
+
+/** Shows a download's state (the API's answer or an event); its end reloads both lists. */
+function updateCatalogDownload(state) {
+  if (!state?.download_id || !state.dataset_id) return;
+  const before = catalogDownloads.get(state.dataset_id);
+  const same = before?.download_id === state.download_id;
+  if (same && before.status !== "running" && state.status === "running") return;  // a late answer
+  catalogDownloads.set(state.dataset_id, state);
+  const item = catalogItemFor(state.dataset_id);
+  if (item) paintDownload(item, state);
+  if (state.status === "running" || (same && before.status === state.status)) return;
+  if (state.status === "done") {
+    toast(`${t("Downloaded")} ${state.name} (${rowsText(state.rows)})`);
+    loadList().then(loadCatalog);
+  }
+}
+
+async function startCatalogDownload(datasetId, button) {
+  const error = button.closest(".catalog-item").querySelector("[data-role=error]");
+  error.textContent = "";
+  busy(button, true);
+  try {
+    updateCatalogDownload(await api("POST", "/api/datasets/catalog/download", withSocket({ id: datasetId })));
+  } catch (err) {
+    error.textContent = err.message;
+    if (err.status === 409) loadList().then(loadCatalog);  // downloaded meanwhile (another tab)
+  } finally {
+    button.removeAttribute("aria-busy");
+    button.disabled = catalogDownloads.get(datasetId)?.status === "running";
+  }
+}
+
+async function cancelCatalogDownload(datasetId, button) {
+  const state = catalogDownloads.get(datasetId);
+  if (!state) return;
+  busy(button, true);
+  try {
+    updateCatalogDownload(await api("DELETE", `/api/datasets/catalog/downloads/${encodeURIComponent(state.download_id)}`));
+  } catch (err) {
+    const item = catalogItemFor(datasetId);
+    if (item) item.querySelector("[data-role=error]").textContent = err.message;
+  } finally {
+    busy(button, false);
+  }
+}
+
+async function pollCatalogDownloads() {
+  for (const state of [...catalogDownloads.values()]) {
+    if (state.status !== "running") continue;
+    try {
+      updateCatalogDownload(await api("GET", `/api/datasets/catalog/downloads/${encodeURIComponent(state.download_id)}`));
+    } catch (err) {
+      if (err.status === 404) {  // the server restarted and forgot it: the catalog says what is here
+        catalogDownloads.delete(state.dataset_id);
+        loadCatalog();
+      }
+    }
+  }
+}
+
+function listenToCatalogDownloads() {
+  const connection = socket();
+  if (connection) {
+    connection.on("dataset_download_progress", updateCatalogDownload);
+    connection.io.on("reconnect", pollCatalogDownloads);  // events sent while disconnected are lost
+  }
+  setInterval(pollCatalogDownloads, POLL_MS);
+}
+
 // ---- the selected dataset --------------------------------------------------------------------
 function showTitle(entry) {
   $("detail-name").textContent = entry.name;
@@ -465,16 +642,54 @@ function followJob(jobId, box) {
 }
 
 // ---- statistics ------------------------------------------------------------------------------
+/** The model of the wizard's draft (what a run would train), or null when no draft names one. */
+function draftModel() {
+  try {
+    const name = JSON.parse(localStorage.getItem(DRAFT_KEY))?.model?.name;
+    return typeof name === "string" && name.trim() ? name : null;
+  } catch {
+    return null;  // a broken draft: the wizard starts a new one
+  }
+}
+
+/** Says whose tokenizer counts the lengths; `missing`: the draft's model, not on this machine. */
+function showTokenizer(model, missing = null) {
+  const note = $("stats-tokenizer");
+  note.dataset.tokenizer = model;
+  if (missing) {
+    note.textContent = `${t("The wizard's model is not on this machine")}: ${missing}. ${t("Lengths are counted with the default model's tokenizer.")}`;
+  } else if (model === "default") {
+    note.textContent = t("Lengths are counted with the default model's tokenizer.");
+  } else {
+    note.textContent = `${t("Lengths are counted with the tokenizer of the wizard's model")}: ${model}`;
+  }
+}
+
+/** Starts the statistics job with the draft's model, or the default one when that is not here. */
+async function startStats(body) {
+  const model = draftModel() || "default";
+  try {
+    const answer = await api("POST", "/api/datasets/stats", withSocket({ ...body, model }));
+    showTokenizer(model);
+    return answer;
+  } catch (err) {
+    if (model === "default" || err.status !== 400 || err.field !== "model") throw err;
+    const answer = await api("POST", "/api/datasets/stats", withSocket({ ...body, model: "default" }));
+    showTokenizer("default", model);
+    return answer;
+  }
+}
+
 async function runStats() {
   const button = $("stats-run");
   await guarded(button, $("stats-error"), async () => {
     $("stats-result").hidden = true;
-    const body = about({ model: "default" });
+    const body = about();
     const maxLength = Number($("stats-max-length").value);
     if ($("stats-max-length").value.trim() !== "" && Number.isFinite(maxLength)) body.max_seq_length = maxLength;
     if (chosenFormat() !== "auto" && state.mapping) body.mapping = state.mapping;
     const ticket = selection;
-    const { job_id: jobId } = await api("POST", "/api/datasets/stats", withSocket(body));
+    const { job_id: jobId } = await startStats(body);
     const result = await followJob(jobId, $("stats-progress"));
     if (ticket === selection) renderStats(result);
   });
@@ -635,13 +850,16 @@ function bind() {
   $("split-run").addEventListener("click", runSplit);
   $("convert-run").addEventListener("click", runConvert);
   $("use-in-wizard").addEventListener("click", useInWizard);
+  showTokenizer(draftModel() || "default");
 }
 
 async function main() {
   setUpUpload();
   bind();
   listenToJobs();
+  listenToCatalogDownloads();
   await loadList();
+  await loadCatalog();
   const wanted = new URLSearchParams(window.location.search).get("id");
   if (wanted && entries.has(wanted)) await select(wanted);
   document.body.dataset.ready = "true";

@@ -5,7 +5,7 @@
   (the problems by row number, with exactly the API's texts), measured (the histograms drawn with
   one count per readable row, the empty cell counted), then used in the wizard: the dataset step
   shows that upload selected and the draft holds its path.
-- A file over the upload limit (the server started with a 16 KB limit) shows the server's 413
+- A file over the upload limit (the server started with a 1 MB limit) shows the server's 413
   message and leaves nothing in the uploads folder: just over the limit (the upload service
   refuses it) and far over it (the request size limit refuses it before reading).
 - At a phone's width (390 px) a file dropped on the drop zone, with markup in its name, shows the
@@ -13,6 +13,13 @@
 - A file with an exact and a near duplicate: both groups shown with their rows, a cleaned copy
   written without them; then a seeded split into two parts and a conversion to alpaca CSV whose
   download has alpaca's columns.
+- Statistics with a wizard draft whose model is not on this machine count with the default
+  model's tokenizer and say so, naming the draft's model.
+- Public datasets: the seven catalog entries are listed as the API lists them; with the server's
+  hub on a closed port (HF_ENDPOINT: refused, like a machine without network) a Download shows
+  the API's "hub cannot be reached" error on that entry; through the local hub stand-in
+  (tests/hub_dataset_stand_in.py, serving SQuAD v2's Parquet conversion) the progress bar reaches
+  done and the download is a new upload in the list.
 
 Synchronisation is Playwright's auto-waiting (`expect`) on `body[data-ready]` and on what the page
 shows, never sleeps."""
@@ -20,18 +27,19 @@ from __future__ import annotations
 
 import json
 import re
-import sys
+import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import REPO, LiveServer, kill_workers_of, wait_for
+from tests.conftest import LiveServer, kill_workers_of
+from tests.hub_dataset_stand_in import dataset_stand_in, parquet_repo
 
 pytestmark = pytest.mark.slow
 
-UPLOAD_LIMIT = 16 << 10
+UPLOAD_LIMIT = 1 << 20  # the server runs with GRPO_STUDIO_MAX_UPLOAD_MB=1
 STATS_MS = 30_000    # the first statistics load the default model's tokenizer
 HOSTILE_NAME = '<img src=x onerror="document.body.dataset.pwned=1">.jsonl'
 ROWS = [
@@ -43,41 +51,32 @@ ROWS = [
     '{"question": "What is 12 / 4?", "answer": "3"}',
 ]
 READABLE_ROWS = 5
-
-
-class SmallLimitServer(LiveServer):
-    """`python flask_app.py` with MAX_UPLOAD_BYTES set small (flask_app has no flag for it, so
-    its defaults are wrapped before main() runs)."""
-
-    def start(self) -> "SmallLimitServer":
-        import os
-        import subprocess
-
-        import requests
-        launcher = ("import sys, flask_app\n"
-                    "defaults = flask_app.default_settings\n"
-                    f"flask_app.default_settings = lambda root: {{**defaults(root), "
-                    f"'MAX_UPLOAD_BYTES': {UPLOAD_LIMIT}}}\n"
-                    "sys.exit(flask_app.main(sys.argv[1:]))")
-        with (self.root / "server.log").open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-c", launcher, "--port", str(self.port), "--root",
-                 str(self.root)], cwd=REPO, stdout=log, stderr=log, env={**os.environ})
-
-        def answers() -> bool:
-            if self.process.poll() is not None:
-                raise AssertionError(f"the server exited: {(self.root / 'server.log').read_text()}")
-            try:
-                return requests.get(f"{self.url}/api/system/status", timeout=2).ok
-            except requests.ConnectionError:
-                return False
-        wait_for(answers, 60, "the server to answer")
-        return self
+DOWNLOAD_MS = 60_000  # a catalog download starts a child process; offline it ends within seconds
+CATALOG_ROWS = Path(__file__).resolve().parent.parent / "data" / "datasets" / "catalog"
 
 
 @pytest.fixture
-def live_server(tmp_path: Path) -> Any:
-    server = SmallLimitServer(tmp_path).start()
+def hub_env(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """The server's hub: the default; "offline" (a closed local port); or "stand-in" (SQuAD v2's
+    Parquet conversion, 3 rows in 2 shards, served locally). Chosen with indirect parametrize."""
+    kind = getattr(request, "param", None)
+    if kind == "offline":
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            yield {"HF_ENDPOINT": f"http://127.0.0.1:{s.getsockname()[1]}"}
+    elif kind == "stand-in":
+        repo = parquet_repo(tmp_path / "hub-repo", CATALOG_ROWS / "squad_v2.jsonl", "squad_v2",
+                            "train", [2, 1])
+        hub = dataset_stand_in({"rajpurkar/squad_v2": repo})
+        yield {"HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0"}
+        hub.close()
+    else:
+        yield {}
+
+
+@pytest.fixture
+def live_server(tmp_path: Path, hub_env: dict[str, str]) -> Any:
+    server = LiveServer(tmp_path, env={"GRPO_STUDIO_MAX_UPLOAD_MB": "1", **hub_env}).start()
     yield server
     server.kill(15)
     kill_workers_of(tmp_path)
@@ -282,3 +281,85 @@ def test_duplicates_are_grouped_and_removed_then_the_file_is_split_and_converted
     header = Path(download.value.path()).read_text(encoding="utf-8").splitlines()[0]
     assert header.split(",")[:3] == ["instruction", "input", "output"]
     expect(page.locator("#dataset-list > li")).to_have_count(5)
+
+
+# ---- statistics with the wizard's model ----------------------------------------------------------
+def test_stats_fall_back_to_the_default_tokenizer_when_the_drafts_model_is_absent(
+        page: Page, live_server: Any, small_jsonl: Path) -> None:
+    open_datasets(page)
+    page.evaluate("""() => localStorage.setItem('grpo-studio.draft',
+        JSON.stringify({ model: { name: 'acme/not-here' } }))""")
+    open_datasets(page)
+    note = page.locator("#stats-tokenizer")
+    expect(note).to_contain_text("acme/not-here")
+    page.locator("#upload-file").set_input_files(str(small_jsonl))
+    expect(page.locator("#validation-summary")).to_have_attribute("data-invalid", "2")
+    page.locator("#stats-run").click()
+    expect(page.locator("#stats-result")).to_be_visible(timeout=STATS_MS)
+    expect(page.locator("#stats-error")).to_be_empty()
+    expect(note).to_have_attribute("data-tokenizer", "default")
+    expect(note).to_contain_text("not on this machine: acme/not-here")
+    expect(page.locator("#stats-rows")).to_have_text(str(READABLE_ROWS))
+
+
+# ---- public datasets -------------------------------------------------------------------------------
+def catalog_item(page: Page, dataset_id: str) -> Any:
+    return page.locator(f'#catalog-list > li.catalog-item[data-id="{dataset_id}"]')
+
+
+def test_the_catalog_lists_the_seven_public_datasets(page: Page, live_server: Any) -> None:
+    catalog = live_server.api("GET", "/api/datasets/catalog").json()["datasets"]
+    assert len(catalog) == 7
+    open_datasets(page)
+    items = page.locator("#catalog-list > li.catalog-item")
+    expect(items).to_have_count(7)
+    for entry, item in zip(catalog, items.all()):
+        expect(item).to_have_attribute("data-id", entry["id"])
+        expect(item.locator("[data-role=name]")).to_have_text(entry["name"])
+        expect(item.locator("[data-role=hub-id]")).to_have_text(entry["id"])
+        expect(item.locator("[data-role=split]")).to_contain_text(entry["split"])
+        expect(item.locator("[data-role=rows]")).to_contain_text(re.compile(r"\d"))
+        expect(item.locator(".catalog-description")).to_have_text(entry["description"])
+        for reward in entry["rewards"]:
+            expect(item.locator("[data-role=rewards]")).to_contain_text(reward)
+        expect(item.locator("[data-action=download]")).to_be_visible()
+        expect(item.locator("[data-role=progress]")).to_be_hidden()
+    expect(catalog_item(page, "openai/gsm8k").locator("[data-role=split]")).to_have_text(
+        "main / train")
+    expect(catalog_item(page, "nvidia/OpenMathReasoning").locator("[data-role=rows]")).to_contain_text(
+        "50,000")
+
+
+@pytest.mark.parametrize("hub_env", ["offline"], indirect=True)
+def test_a_download_without_the_hub_shows_the_apis_message_on_its_row(
+        page: Page, live_server: Any) -> None:
+    open_datasets(page)
+    item = catalog_item(page, "openai/gsm8k")
+    item.locator("[data-action=download]").click()
+    expect(item).to_have_attribute("data-status", "failed", timeout=DOWNLOAD_MS)
+    [state] = live_server.api("GET", "/api/datasets/catalog").json()["downloads"]
+    assert state["error"].startswith("the Hugging Face hub cannot be reached")
+    expect(item.locator("[data-role=error]")).to_have_text(state["error"])
+    expect(item.locator("[data-action=cancel]")).to_be_hidden()
+    expect(item.locator("[data-action=download]")).to_be_enabled()
+    expect(page.locator("#catalog-list [data-role=error]:not(:empty)")).to_have_count(1)
+    assert uploads(live_server) == []
+
+
+@pytest.mark.parametrize("hub_env", ["stand-in"], indirect=True)
+def test_a_download_reaches_done_and_is_a_new_upload(page: Page, live_server: Any) -> None:
+    open_datasets(page)
+    expect(page.locator("#datasets-empty")).to_be_visible()
+    item = catalog_item(page, "rajpurkar/squad_v2")
+    item.locator("[data-action=download]").click()
+    expect(item).to_have_attribute("data-status", "done", timeout=DOWNLOAD_MS)
+    expect(item.locator("[data-role=progress] progress")).to_have_js_property("value", 1)
+    expect(item.locator("[data-role=error]")).to_be_empty()
+    [upload] = uploads(live_server)
+    assert upload["name"] == "SQuAD v2 (train)"
+    listed = page.locator(f'#dataset-list > li.dataset-item[data-id="{upload["id"]}"]')
+    expect(listed.locator(".dataset-name")).to_have_text("SQuAD v2 (train)")
+    expect(item.locator("[data-role=downloaded]")).to_contain_text("SQuAD v2 (train)")
+    expect(item.locator("[data-action=download]")).to_be_hidden()
+    item.locator("[data-action=open]").click()
+    expect(page.locator("#detail-name")).to_have_text("SQuAD v2 (train)")
