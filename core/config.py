@@ -141,8 +141,8 @@ class DatasetSection(_Section):
     max_samples: int | None = _help("Use at most this many rows (empty: all).", default=None, ge=1)
     validation_split: float = _help("Fraction held out for evaluation.", default=0.0, ge=0.0, le=0.5)
     skip_invalid_rows: bool = _help(
-        "Skip rows whose prompt is missing or empty (and say how many) instead of refusing the "
-        "dataset.", default=False)
+        "Skip rows that cannot be read or whose prompt is missing or empty (and say how many) "
+        "instead of refusing the dataset.", default=False)
 
 
 class TemplateSection(_Section):

@@ -9,12 +9,17 @@ nested value (`answers.text` reads `row["answers"]["text"]`; a list there gives 
 an empty list nothing), as SQuAD's answers are stored. GRPO prompts and SFT prompts are built by
 the same function, with the model's chat template (or the config's), the system prompt and the
 markers.
-A missing column, an empty dataset or an unreachable hub raises `DatasetError` naming what to fix;
-so do rows whose mapped prompt is missing or empty (the first 5 named with the same words as
-`core.formats.validation`), unless `dataset.skip_invalid_rows` skips them, logging how many.
+Local files are read by the project's own readers (`core.formats.readers`), the ones previews,
+validation and the dataset tools use, so every tool numbers and judges rows the same way. A
+missing column, an empty dataset or an unreachable hub raises `DatasetError` naming what to fix;
+so do rows that cannot be read and rows whose mapped prompt is missing or empty (the first 5
+named by line or row number with the same words as `core.formats.validation`), unless
+`dataset.skip_invalid_rows` skips them, logging how many. A column holding both numbers and text
+is read as text.
 
-Does not: stream huge files into training (`datasets` memory-maps them), compute statistics or
-check answers (`core.formats` does previews, validation, statistics).
+Does not: stream local files into training (their rows are read into memory, at most
+`dataset.max_samples` of them; hub datasets are memory-mapped by `datasets`), compute statistics
+or check answers (`core.formats` does previews, validation, statistics).
 """
 from __future__ import annotations
 
@@ -27,8 +32,7 @@ from typing import Any, Sequence
 from core.config import DatasetSection, FieldMapping, TemplateSection
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "data"
-FILE_READERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet",
-                ".txt": "text"}
+FILE_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet", ".txt")  # core.formats.readers reads them
 NAMED_BAD_ROWS = 5   # rows named in a refusal; the rest are counted
 log = logging.getLogger("grpo_studio.datasets")
 
@@ -67,14 +71,31 @@ def builtin_datasets() -> list[str]:
 def load_rows(section: DatasetSection) -> Any:
     """The raw rows as a `datasets.Dataset` (at most `max_samples`)."""
     if section.source == "hub":
-        ds = _load_hub(section)
+        return _hub_rows(section)[0]
+    rows, _ = _read_file(_file_path(section), section)
+    return _as_dataset(rows, _file_path(section))
+
+
+def _numbered_rows(section: DatasetSection) -> tuple[Sequence[dict[str, Any]], list[str],
+                                                     list[str]]:
+    """The rows as read (at most `max_samples`; a local file's rows lack the columns they lack),
+    the columns, and per row how to name it in a message ("line 7", "row 3")."""
+    if section.source == "hub":
+        ds, names = _hub_rows(section)
+        rows, columns = ds, ds.column_names
     else:
-        ds = _load_file(_file_path(section), section.txt_mode)
-    if len(ds) == 0:
+        rows, names = _read_file(_file_path(section), section)
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+    if len(rows) == 0:
         raise DatasetError(f"dataset {section.path!r} has no rows")
+    return rows, columns, names
+
+
+def _hub_rows(section: DatasetSection) -> tuple[Any, list[str]]:
+    ds = _load_hub(section)
     if section.max_samples:
         ds = ds.select(range(min(section.max_samples, len(ds))))
-    return ds
+    return ds, [f"row {i + 1}" for i in range(len(ds))]
 
 
 def builtin_path(name: str) -> Path:
@@ -91,22 +112,57 @@ def _file_path(section: DatasetSection) -> Path:
     path = Path(section.path).expanduser()
     if not path.is_file():
         raise DatasetError(f"dataset file not found: {path}")
-    if path.suffix.lower() not in FILE_READERS:
-        raise DatasetError(f"cannot read {path.name}: use one of "
-                           f"{', '.join(sorted(FILE_READERS))}")
+    if path.suffix.lower() not in FILE_SUFFIXES:
+        raise DatasetError(f"cannot read {path.name}: use one of {', '.join(FILE_SUFFIXES)}")
     return path
 
 
-def _load_file(path: Path, txt_mode: str = "line") -> Any:
+def _read_file(path: Path, section: DatasetSection) -> tuple[list[dict[str, Any]], list[str]]:
+    """A local file through core.formats.readers: the readable rows (broken ones refused, or
+    skipped with `skip_invalid_rows`) and their names."""
+    from core.formats.readers import iter_records, unit_of
+    unit, rows, names, broken = unit_of(path), [], [], []
+    for record in iter_records(path, section.txt_mode):
+        if record.row is None:
+            broken.append(f"{unit} {record.number}: {record.problem}")
+            continue
+        rows.append(record.row)
+        names.append(f"{unit} {record.number}")
+        if section.max_samples and len(rows) >= section.max_samples:
+            break
+    if not rows and not broken:
+        raise DatasetError(f"dataset {path.name!r} has no rows")
+    if broken and not section.skip_invalid_rows:
+        more = f"; and {len(broken) - NAMED_BAD_ROWS} more" if len(broken) > NAMED_BAD_ROWS \
+            else ""
+        raise DatasetError(f"{path.name}: {len(broken)} row(s) cannot be read: "
+                           f"{'; '.join(broken[:NAMED_BAD_ROWS])}{more}. Fix them and load the "
+                           "file again, or set dataset.skip_invalid_rows to skip them")
+    if broken:
+        log.warning("skipped %d rows of %s that cannot be read (dataset.skip_invalid_rows)",
+                    len(broken), path.name)
+    return rows, names
+
+
+def _as_dataset(rows: list[dict[str, Any]], path: Path) -> Any:
+    """Rows as a Dataset: every column any row has (None where a row lacks it); a column mixing
+    numbers, booleans and text becomes text."""
     import datasets
-    if path.suffix.lower() == ".txt":   # our reader: line or blank-line block rows, numbered
-        from core.formats.readers import head_rows
-        return datasets.Dataset.from_list(head_rows(path, 2**62, txt_mode))
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    mixed = {c for c in columns if len({type(row[c]) for row in rows if row.get(c) is not None
+                                         and not isinstance(row[c], (dict, list))}) > 1}
+    table = [{c: _as_text(row.get(c)) if c in mixed else row.get(c) for c in columns}
+             for row in rows]
     try:
-        return datasets.load_dataset(FILE_READERS[path.suffix.lower()], data_files=str(path),
-                                     split="train")
-    except Exception as err:  # datasets raises many types; the person needs the file and cause
-        raise DatasetError(f"could not read {path.name}: {_first_line(err)}") from err
+        return datasets.Dataset.from_list(table)
+    except Exception as err:  # pyarrow: values of one column that no type holds together
+        raise DatasetError(f"could not read {path.name}: {_first_line(err)}; a column holds "
+                           "values of different kinds (e.g. a list in one row, text in another)"
+                           ) from err
+
+
+def _as_text(value: Any) -> Any:
+    return value if value is None or isinstance(value, (str, dict, list)) else str(value)
 
 
 def _load_hub(section: DatasetSection) -> Any:
@@ -270,11 +326,11 @@ def section_mapping(section: DatasetSection, columns: list[str]) -> FieldMapping
 
 
 def _examples(section: DatasetSection) -> list[Example]:
-    rows = load_rows(section)
-    mapping = section_mapping(section, rows.column_names)
+    rows, columns, names = _numbered_rows(section)
+    mapping = section_mapping(section, columns)
     bad = _bad_prompts(rows, mapping)
     if bad and not section.skip_invalid_rows:
-        raise _refusal(section, mapping, bad)
+        raise _refusal(mapping, bad, names)
     if bad:
         log.warning("skipped %d of %d rows whose prompt is missing or empty "
                     "(dataset.skip_invalid_rows)", len(bad), len(rows))
@@ -289,35 +345,15 @@ def _bad_prompts(rows: Any, mapping: FieldMapping) -> dict[int, tuple[str, str]]
     return {i: problem for i, problem in found if problem}
 
 
-def _refusal(section: DatasetSection, mapping: FieldMapping,
-             bad: dict[int, tuple[str, str]]) -> DatasetError:
-    named = _name_rows(section, mapping, bad, sorted(bad)[:NAMED_BAD_ROWS])
+def _refusal(mapping: FieldMapping, bad: dict[int, tuple[str, str]],
+             names: list[str]) -> DatasetError:
+    named = [f"{names[i]}: {bad[i][1]}" for i in sorted(bad)[:NAMED_BAD_ROWS]]
     more = f"; and {len(bad) - len(named)} more" if len(bad) > len(named) else ""
     rows = "1 row has" if len(bad) == 1 else f"{len(bad)} rows have"
     role = "messages" if mapping.messages else "instruction"
     return DatasetError(f"{rows} no usable prompt: {'; '.join(named)}{more}. Fix them and load "
                         "the file again, map another column, or set dataset.skip_invalid_rows "
                         "to skip them", field=f"dataset.mapping.{role}")
-
-
-def _name_rows(section: DatasetSection, mapping: FieldMapping,
-               bad: dict[int, tuple[str, str]], positions: list[int]) -> list[str]:
-    """'line 3: "question" is missing' per position, as `core.formats.validation` names it: a
-    local file is read again (only on this error path) for its line/row numbers and raw rows;
-    a hub dataset's rows are its 1-based positions."""
-    if section.source == "hub":
-        return [f"row {i + 1}: {bad[i][1]}" for i in positions]
-    from core.formats.readers import iter_records, unit_of
-    from core.formats.validation import prompt_problem
-    path, wanted, named = _file_path(section), set(positions), {}
-    good = (r for r in iter_records(path, section.txt_mode) if r.row is not None)
-    for i, record in enumerate(good):
-        if i in wanted:
-            problem = prompt_problem(record.row, mapping) or bad[i]
-            named[i] = f"{unit_of(path)} {record.number}: {problem[1]}"
-            if len(named) == len(wanted):
-                break
-    return [named.get(i, f"row {i + 1}: {bad[i][1]}") for i in positions]
 
 
 def training_examples(section: DatasetSection, kind: str) -> list[Example]:

@@ -56,8 +56,8 @@ def preview() -> Any:
     samples, offset = body.get("samples", 5), body.get("offset", 0)
     if isinstance(samples, bool) or not isinstance(samples, int) or not 1 <= samples <= 100:
         raise BadRequest("samples must be a whole number from 1 to 100", field="samples")
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise BadRequest("offset must be a whole number of rows, 0 or more", field="offset")
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= 10**9:
+        raise BadRequest("offset must be a whole number of rows from 0 to 10^9", field="offset")
     library = services().datasets
     return jsonify(library.preview(library.section_for(body), samples, offset,
                                    txt_mode_of(body)))

@@ -64,6 +64,7 @@ class AppServices:
         self.exports.start()
         self.model_cache.start()
         self.dataset_catalog.remove_leftovers()
+        self.datasets.remove_leftovers()
 
     def close(self) -> None:
         self.jobs.close()

@@ -152,6 +152,24 @@ class DatasetLibrary:
             if meta.get("rows") != rows:
                 write_json_atomic(self._meta_path(dataset_id), {**meta, "rows": rows})
 
+    def remove_leftovers(self) -> list[str]:
+        """At start, before any upload can be in flight: what a killed server left behind —
+        `.upload-*` temporary files, `.derived-*` scratch folders, and data files whose
+        `.meta.json` was never written (never listed, so never used). Their names."""
+        if not self.uploads_dir.is_dir():
+            return []
+        listed = {(read_json(m, default={}) or {}).get("file")
+                  for m in self.uploads_dir.glob(f"*{META_SUFFIX}")}
+        removed = []
+        for path in self.uploads_dir.iterdir():
+            leftover = path.name.startswith((".upload-", ".derived-")) or (
+                path.is_file() and not path.name.endswith(META_SUFFIX)
+                and not path.name.startswith(".") and path.name not in listed)
+            if leftover:
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+                removed.append(path.name)
+        return removed
+
     # uploads --------------------------------------------------------------------------------
     def save_upload(self, stream: BinaryIO, filename: str) -> dict[str, Any]:
         """Store the stream as a new upload: its entry, plus fields, detected shape and the
@@ -324,7 +342,9 @@ class DatasetLibrary:
                 path = resolve_inside(root, section.path)
             except ValueError:
                 continue
-            if path.is_file():
+            inner = path.relative_to(root.resolve()).parts
+            if path.is_file() and len(inner) == 1 and not path.name.startswith(".") \
+                    and not path.name.endswith(META_SUFFIX):  # data files only, never scratch
                 return path
         raise DatasetError("only uploaded files and bundled samples can be previewed here; "
                            "upload the file first")
@@ -344,7 +364,7 @@ def new_upload_id() -> str:
 
 def base_name(filename: str) -> str:
     """The last part of a browser's file name (`../../x.jsonl`, `C:\\x.jsonl` -> `x.jsonl`)."""
-    return re.split(r"[\\/]", filename or "")[-1][:MAX_LABEL]
+    return _CONTROL.sub("", re.split(r"[\\/]", filename or "")[-1])[:MAX_LABEL]
 
 
 def checked_label(name: Any) -> str:

@@ -27,6 +27,8 @@ from typing import Any, BinaryIO, Iterable, Iterator
 from core.datasets import DatasetError
 
 READABLE = (".jsonl", ".json", ".csv", ".parquet", ".txt")
+CSV_FIELD_LIMIT = 2**31 - 1  # the csv module refuses cells over 131,072 characters by default
+csv.field_size_limit(CSV_FIELD_LIMIT)  # long cells are read, and validation's max_chars judges them
 TXT_MODES = ("line", "block")
 LINE_NUMBERED = (".jsonl", ".txt")   # Record.number is a line of the file; elsewhere a data row
 BOM = b"\xef\xbb\xbf"
@@ -151,6 +153,8 @@ def _json_record(number: int, text: str) -> Record:
         value = json.loads(text)
     except json.JSONDecodeError as err:
         return Record(number, None, f"invalid JSON ({err.msg})")
+    except (RecursionError, ValueError) as err:  # nested too deep, a number too long, ...
+        return Record(number, None, f"invalid JSON ({type(err).__name__})")
     return _object_record(number, value)
 
 
@@ -194,7 +198,7 @@ def _csv_records(path: Path) -> Iterator[Record]:
     with path.open("rb") as f:
         _check_utf8_start(f, path)
     with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
-        rows = (cells for cells in csv.reader(f) if cells)
+        rows = (cells for cells in csv.reader(f) if cells)  # cells of any size: CSV_FIELD_LIMIT
         header = next(rows, None)
         if header is None:
             return

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from core.config import FieldMapping
+from core.datasets import column_value, has_column
 from core.formats.readers import Record, iter_records, unit_of
 from core.formats.shapes import detect_shape, mapping_for
 
@@ -122,9 +123,9 @@ def prompt_problem(row: dict[str, Any], mapping: FieldMapping) -> tuple[str, str
 
 
 def _presence_problem(row: dict[str, Any], column: str) -> str | None:
-    if column not in row:
+    if not has_column(list(row), column):
         return f'"{column}" is missing'
-    value = row[column]
+    value = column_value(row, column)  # a dotted path reads a nested value, as training does
     if value is None or (isinstance(value, str) and not value.strip()):
         return f'"{column}" is empty'
     return None
@@ -138,7 +139,7 @@ def _field_problem(row: dict[str, Any], role: str, column: str,
     missing = _presence_problem(row, column)
     if missing:
         return missing if role in _REQUIRED else None
-    value = row[column]
+    value = column_value(row, column)
     if not isinstance(value, str) and not (role == "reference" and _is_number(value)):
         return f'"{column}" is {_kind(value)}, expected text'
     return _text_problem(column, value, max_chars)

@@ -267,8 +267,8 @@ def test_a_chat_without_a_user_turn_is_refused():
     ("completion.txt", "completion", "The quick brown fox jumps over the lazy dog.", ""),
     ("prompt_completion.parquet", "prompt_completion", "Complete: the sky is", "blue"),
     ("alpaca.json", "alpaca", "Translate to French.\n\nGood morning", "Bonjour"),
-    # BOM and CRLF: `datasets`' CSV loader keeps the CRLF inside a quoted cell
-    ("bom_crlf.csv", "gsm8k", "What is 1 + 1?", "1 + 1 = 2\r\n#### 2"),
+    # BOM and CRLF: read by our CSV reader, like the previews, a CRLF in a quoted cell is a LF
+    ("bom_crlf.csv", "gsm8k", "What is 1 + 1?", "1 + 1 = 2\n#### 2"),
 ])
 def test_each_format_trains_through_its_shapes_mapping(name, fmt, first_prompt, response):
     section = DatasetSection(source="file", path=str(FIXTURES / name), format=fmt)
@@ -293,3 +293,22 @@ def test_a_format_whose_columns_are_absent_names_the_role_to_map():
 def test_a_blank_reference_cell_is_no_reference():
     mapping = FieldMapping(instruction="q", response="a", reference="r")
     assert to_example({"q": "x", "a": "#### 4", "r": ""}, mapping).reference == "4"
+
+
+def test_training_reads_files_as_the_tools_do(tmp_path):
+    """One reader for training, previews and validation: a broken line is named by its line
+    number (or skipped), a JSON object holding a list trains, and a column mixing numbers and
+    text is read as text."""
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"question": "1+1?", "answer": 2}\n{"question": \n'
+                      '{"question": "2+2?", "answer": "4"}\n', encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"1 row\(s\) cannot be read: line 2: invalid JSON"):
+        training_examples(DatasetSection(source="file", path=str(broken)), "grpo")
+    examples = training_examples(DatasetSection(source="file", path=str(broken),
+                                                skip_invalid_rows=True), "grpo")
+    assert [(e.reference, e.position) for e in examples] == [("2", 0), ("4", 1)]
+    assert load_rows(DatasetSection(source="file", path=str(broken),
+                                    skip_invalid_rows=True))["answer"] == ["2", "4"]
+    wrapped = _write(tmp_path / "wrapped.json", {"data": [{"question": "3+3?", "answer": "6"}]})
+    assert training_examples(DatasetSection(source="file", path=str(wrapped)),
+                             "grpo")[0].reference == "6"

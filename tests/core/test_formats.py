@@ -326,3 +326,27 @@ def test_an_explicit_mapping_is_validated_as_given():
     assert validate_file(DATA / "qa.csv", FieldMapping(instruction="answer")).valid == 3
     report = validate_file(DATA / "completion.txt", FieldMapping(instruction="prompt"))
     assert report.invalid == 3 and report.problems[0]["message"] == 'line 1: "prompt" is missing'
+
+
+def test_a_line_nested_too_deep_is_one_broken_row(tmp_path):
+    path = tmp_path / "deep.jsonl"
+    path.write_text('{"q": "a"}\n' + "[" * 100_000 + "\n" + '{"q": "b"}\n', encoding="utf-8")
+    records = list(iter_records(path))
+    assert [(r.number, r.row) for r in records if r.row] == [(1, {"q": "a"}), (3, {"q": "b"})]
+    assert records[1].number == 2 and records[1].problem.startswith("invalid JSON")
+
+
+def test_csv_cells_longer_than_the_csv_modules_default_limit_are_read(tmp_path):
+    path = tmp_path / "long.csv"
+    path.write_text("question,answer\n" + "x" * 200_000 + ",y\n", encoding="utf-8")
+    assert len(head_rows(path, 1)[0]["question"]) == 200_000
+
+
+def test_validation_reads_dotted_columns_as_training_does():
+    from core.formats.validation import validate_file
+    squad = Path(__file__).resolve().parents[1] / "data" / "datasets" / "catalog" / \
+        "squad_v2.jsonl"
+    report = validate_file(squad, FieldMapping(instruction="question", input="context",
+                                               response="answers.text",
+                                               reference="answers.text"))
+    assert not [p for p in report.problems if "missing" in p["message"]], report.problems

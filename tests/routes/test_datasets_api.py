@@ -360,3 +360,13 @@ def test_the_upload_limit_is_set_when_the_server_starts(monkeypatch, tmp_path):
     monkeypatch.setenv("GRPO_STUDIO_MAX_UPLOAD_MB", "0")
     with pytest.raises(SystemExit):  # argparse names the option and why
         main(["--root", str(tmp_path)])
+
+
+def test_previews_read_data_files_only_and_bound_the_offset(client, services):
+    entry = upload(client, b'{"question": "a", "answer": "b"}\n', "x\x00y\x07.jsonl").json
+    assert entry["name"] == "xy.jsonl"  # control characters never reach a label
+    meta = f"{entry['id']}.meta.json"
+    answer = client.post("/api/datasets/preview", json={"source": "file", "path": meta})
+    assert answer.status_code == 400 and "upload the file first" in answer.json["error"]
+    answer = client.post("/api/datasets/preview", json={"id": entry["id"], "offset": 10**30})
+    assert answer.status_code == 400 and answer.json["field"] == "offset"

@@ -188,3 +188,17 @@ def test_a_cleaned_copy_is_refused_once_the_source_changed(library):
     assert info.value.field == "job_id" and "search again" in str(info.value)
     assert sorted(p.name for p in library.uploads_dir.iterdir()) == \
         sorted([source["file"], f"{source['id']}.meta.json"])
+
+
+def test_what_a_killed_server_left_in_the_uploads_folder_is_removed_at_start(tmp_path):
+    library = DatasetLibrary(tmp_path, 1 << 20)
+    kept = library.save_upload(io.BytesIO(b'{"question": "a", "answer": "b"}\n'), "kept.jsonl")
+    (tmp_path / ".upload-abc123").write_bytes(b"half an upload")
+    (tmp_path / ".derived-xyz").mkdir()
+    (tmp_path / ".derived-xyz" / "part.jsonl").write_text("{}\n")
+    (tmp_path / "0123456789abcdef.jsonl").write_text("{}\n")  # renamed, its meta never written
+    assert sorted(library.remove_leftovers()) == [".derived-xyz", ".upload-abc123",
+                                                  "0123456789abcdef.jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [kept["file"], f"{kept['id']}.meta.json"])
+    assert [e["id"] for e in library.uploads()] == [kept["id"]]
