@@ -37,7 +37,7 @@ from core.files import read_json, resolve_inside, write_json_atomic
 from core.formats import READABLE, head_rows, iter_records
 from core.formats.readers import unit_of
 from core.run_dir import now_iso
-from services.catalog import DATASETS, builtin_datasets
+from services.catalog import DATASETS, builtin_datasets, catalog_dataset
 from services.dataset_tools import SAMPLE_ROWS, detection_of, inspect_upload, sample_rows
 
 CHUNK = 1 << 20
@@ -88,7 +88,11 @@ class DatasetLibrary:
         return self._entry(self._meta(upload_id))
 
     def _entry(self, meta: dict[str, Any]) -> dict[str, Any]:
-        return {"rows": None, **meta, "source": "file",
+        """The listed entry; a split downloaded from the public catalog carries the catalog's
+        field mapping (SQuAD's nested answers are not found by column names alone)."""
+        catalog = catalog_dataset((meta.get("hub") or {}).get("id") or "")
+        mapping = {"mapping": catalog["mapping"]} if catalog and "mapping" not in meta else {}
+        return {"rows": None, **mapping, **meta, "source": "file",
                 "path": str((self.uploads_dir / meta["file"]).resolve())}
 
     def _meta(self, upload_id: Any) -> dict[str, Any]:

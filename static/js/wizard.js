@@ -181,7 +181,7 @@ async function useUploadedDataset(id, format, txtMode) {
     const { datasets } = await api("GET", "/api/datasets/list");
     const entry = datasets.find((d) => d.source === "file" && d.id === id);
     if (!entry) throw new Error(`${t("No uploaded dataset with the id")} ${id}`);
-    draft.dataset = { ...draft.dataset, source: "file", path: entry.path, format: format || "auto", mapping: {} };
+    draft.dataset = { ...draft.dataset, source: "file", path: entry.path, format: format || "auto", mapping: entry.mapping || {} };
     if (txtMode) draft.dataset.txt_mode = txtMode;
     saveDraft();
   } catch (err) {
@@ -284,7 +284,7 @@ async function datasetStep() {
       addCard("catalog-datasets", d, { source: "hub", path: d.id, config_name: d.config_name, split: d.split, mapping: d.mapping },
         [d.id, t(d.description), `${t("Suggested rewards")}: ${d.rewards.join(", ")}`]);
     } else {
-      addCard("uploaded-datasets", d, { source: "file", path: d.path, mapping: {} }, [d.format, `${Math.ceil(d.size / 1024)} KB`]);
+      addCard("uploaded-datasets", d, { source: "file", path: d.path, mapping: d.mapping || {} }, [d.format, `${Math.ceil(d.size / 1024)} KB`]);
     }
   }
   const markDatasets = () => cards.forEach((c) => c.classList.toggle("selected", c.dataset.path === draft.dataset.path));

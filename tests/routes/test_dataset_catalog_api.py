@@ -101,10 +101,9 @@ def test_a_download_reports_to_its_socket_and_lands_as_an_upload(
     [upload] = [d for d in client.get("/api/datasets/list").json["datasets"]
                 if d.get("id") == state["upload_id"]] or [None]
     assert upload["source"] == "file" and upload["name"] == "SQuAD v2 (train)"
+    # the upload carries the catalog's mapping, which the wizard takes with it
     section = validate_section(DatasetSection, {
-        "source": "file", "path": upload["path"],
-        "mapping": {"instruction": "question", "input": "context",
-                    "reference": "answers.text"}}, "dataset")
+        "source": "file", "path": upload["path"], "mapping": upload["mapping"]}, "dataset")
     assert [e.reference for e in training_examples(section, "grpo")][0] == "France"
 
     [entry] = [d for d in client.get("/api/datasets/catalog").json["datasets"]
