@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator
 
 from core.config import FieldMapping
 from core.datasets import DatasetError, Example, split_gsm8k, to_example
+from core.files import atomic_text_file
 from core.formats.readers import Record, iter_records, unit_of
 from core.formats.shapes import mapping_for, shape_named
 from core.formats.validation import record_problems
@@ -82,7 +81,7 @@ def convert_file(src: Path, dst: Path, mapping: FieldMapping, target: str,
         raise DatasetError(f"a {target} dataset holds lists of turns, which a CSV cell cannot; "
                            "convert to .jsonl")
     written, skipped, problems, unit = 0, 0, [], unit_of(src)
-    with _atomic_text(dst) as out:
+    with atomic_text_file(dst) as out:
         write = _csv_writer(out, target) if dst.suffix.lower() == ".csv" else _jsonl_writer(out)
         for record in convert_rows(iter_records(src, txt_mode), mapping, target):
             if record.row is not None:
@@ -149,27 +148,3 @@ def _csv_writer(out: IO[str], target: str) -> Callable[[dict[str, Any]], Any]:
     writer = csv.DictWriter(out, fieldnames=[*COLUMNS[target], "reference"])
     writer.writeheader()
     return writer.writerow
-
-
-class _atomic_text:
-    """A text file written beside `path` and renamed onto it only when the block succeeds."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-
-    def __enter__(self) -> IO[str]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
-                                        dir=self.path.parent)
-        self.file = os.fdopen(fd, "w", encoding="utf-8", newline="")
-        return self.file
-
-    def __exit__(self, kind: Any, *_: Any) -> None:
-        if kind is None:
-            self.file.flush()
-            os.fsync(self.file.fileno())
-        self.file.close()
-        if kind is None:
-            os.replace(self.tmp, self.path)
-        else:
-            Path(self.tmp).unlink(missing_ok=True)

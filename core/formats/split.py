@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Iterator
 
 from core.datasets import DatasetError
+from core.files import atomic_text_file
 from core.formats.readers import iter_records
 
 PARTS = ("train", "validation", "test")
@@ -114,18 +113,10 @@ def jsonl_line(row: dict[str, Any]) -> str:
 
 @contextmanager
 def atomic_output(path: Path | None) -> Iterator[IO[str] | None]:
-    """A text file that appears at `path` only when the block ends without error (temp file in the
-    same folder, fsync, rename); None in, None out, so optional outputs read the same."""
+    """`core.files.atomic_text_file`, or None for an output not asked for (a split without a test
+    part), so optional outputs read the same."""
     if path is None:
         yield None
         return
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_text_file(path) as f:
+        yield f

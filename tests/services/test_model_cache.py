@@ -101,7 +101,7 @@ def test_offline_the_download_fails_at_once_saying_the_hub_cannot_be_reached(
         monkeypatch.delenv("HF_ENDPOINT", raising=False)
         if _real_hub_answers():
             pytest.skip("this machine reaches huggingface.co; the real offline case needs none")
-    started = cache.download("HuggingFaceTB/SmolLM2-360M-Instruct")
+    started = cache.download("HuggingFaceTB/SmolLM2-360M-Instruct", socket_id="sid-1")
     state = finished(cache, started["download_id"], timeout=20)
     assert state["status"] == "failed"
     assert "the Hugging Face hub cannot be reached" in state["error"]
@@ -257,3 +257,11 @@ def test_an_unknown_download_id_is_not_found(cache: ModelCache) -> None:
             cache.get(download_id)
         with pytest.raises(DownloadNotFound):
             cache.cancel(download_id)
+
+
+def test_progress_goes_to_the_requester_only(cache: ModelCache, events: list,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    finished(cache, cache.download("HuggingFaceTB/SmolLM2-360M-Instruct")["download_id"],
+             timeout=20)
+    assert events == []  # no socket id: nothing is pushed (the page polls), never broadcast
