@@ -2,7 +2,8 @@
 uploads), uploads and their labels, a page of rows with the detected shape, one prompt formatted
 exactly as training will see it, and the files the tools derive from an upload.
 
-Guarantees: an upload is streamed to a temporary file in the uploads folder and renamed to a
+Guarantees: an upload is streamed (from werkzeug's spooled copy) to a temporary file in the
+uploads folder and renamed to a
 server-chosen name (`<id><ext>`) only once complete and within the size limit; nothing is left
 behind otherwise; the original file name is kept as a label in `<id>.meta.json`. An upload or a
 derived file is listed only once its `<id>.meta.json` exists, which is written (atomically) after
@@ -10,7 +11,10 @@ the data file is whole, so nothing half-written is ever listed; derived files (s
 converted or deduplicated copies) are written in a hidden scratch folder inside the uploads folder
 and renamed into place. Previews stream: a page at `offset` reads only the rows up to it, and
 broken rows met there are listed, not raised. Files are addressed by id; a request path is
-accepted only inside the uploads folder or the bundled samples. The formatted prompt uses
+accepted only for a data file directly inside the uploads folder (never a meta file or a scratch
+folder) or a bundled sample. Labels never hold path separators or control characters. What a
+killed server left (temporary files, scratch folders, data files without meta) is removed at
+start (`remove_leftovers`). The formatted prompt uses
 transformers' own chat-template renderer (a sandboxed Jinja environment) with the model's
 template, so it is the string the trainer builds.
 
