@@ -54,6 +54,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def closed_port_url() -> str:
+    """A local address nobody listens on: connecting is refused at once, like a machine without
+    network (a stand-in for the unreachable hub)."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
 class LiveServer:
     """`python flask_app.py` in its own process, over its own root folder (outputs, configs)."""
 

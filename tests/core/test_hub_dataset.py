@@ -19,6 +19,7 @@ import pytest
 
 from core.config import DatasetSection, validate_section
 from core.datasets import training_examples
+from tests.conftest import closed_port_url
 from tests.hub_dataset_stand_in import dataset_stand_in, parquet_repo
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -41,12 +42,6 @@ def squad_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     yield hub
     hub.close()
-
-
-def closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
 @pytest.mark.parametrize("offline", ["HF_HUB_OFFLINE", "refused connection", "the real hub"])

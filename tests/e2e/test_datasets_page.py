@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import LiveServer, kill_workers_of
+from tests.conftest import LiveServer, closed_port_url, kill_workers_of
 from tests.hub_dataset_stand_in import dataset_stand_in, parquet_repo
 
 pytestmark = pytest.mark.slow
@@ -61,9 +60,7 @@ def hub_env(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     Parquet conversion, 3 rows in 2 shards, served locally). Chosen with indirect parametrize."""
     kind = getattr(request, "param", None)
     if kind == "offline":
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            yield {"HF_ENDPOINT": f"http://127.0.0.1:{s.getsockname()[1]}"}
+        yield {"HF_ENDPOINT": closed_port_url()}
     elif kind == "stand-in":
         repo = parquet_repo(tmp_path / "hub-repo", CATALOG_ROWS / "squad_v2.jsonl", "squad_v2",
                             "train", [2, 1])

@@ -9,14 +9,13 @@ listed the cache."""
 from __future__ import annotations
 
 import shutil
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import LiveServer, kill_workers_of
+from tests.conftest import LiveServer, closed_port_url, kill_workers_of
 
 pytestmark = pytest.mark.slow
 
@@ -33,9 +32,7 @@ def model_cache_dir(tmp_path: Path, tiny_model: Path) -> Path:
 
 @pytest.fixture
 def live_server(tmp_path: Path, model_cache_dir: Path) -> Any:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        nowhere = f"http://127.0.0.1:{s.getsockname()[1]}"
+    nowhere = closed_port_url()
     root = tmp_path / "root"
     root.mkdir()
     server = LiveServer(root, env={"GRPO_STUDIO_CACHE": str(model_cache_dir),

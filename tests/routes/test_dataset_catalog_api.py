@@ -9,7 +9,6 @@ the files are real.
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from core.config import DatasetSection, validate_section
 from core.datasets import training_examples
 from routes.extensions import socketio
 from services.dataset_catalog import CatalogDownloads
-from tests.conftest import wait_for
+from tests.conftest import closed_port_url, wait_for
 from tests.hub_dataset_stand_in import dataset_stand_in, parquet_repo
 
 CATALOG = Path(__file__).resolve().parent.parent / "data" / "datasets" / "catalog"
@@ -71,9 +70,7 @@ def test_only_a_catalog_dataset_can_be_downloaded(client, downloads, body):
 
 def test_offline_a_download_fails_at_once_saying_the_hub_cannot_be_reached(
         app, client, downloads, monkeypatch):
-    with socket.socket() as s:  # a port nobody listens on: connection refused, like no network
-        s.bind(("127.0.0.1", 0))
-        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{s.getsockname()[1]}")
+    monkeypatch.setenv("HF_ENDPOINT", closed_port_url())  # refused, like no network
     answer = client.post("/api/datasets/catalog/download", json={"id": "openai/gsm8k"})
     assert answer.status_code == 202
     state = ended(client, answer.json["download_id"], timeout=20)

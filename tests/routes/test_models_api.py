@@ -7,14 +7,13 @@ through HF_ENDPOINT; the child process, progress events and cache folder are rea
 """
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from routes.extensions import socketio
-from tests.conftest import wait_for
+from tests.conftest import closed_port_url, wait_for
 
 
 @pytest.fixture
@@ -60,9 +59,7 @@ def test_a_body_that_is_not_json_is_refused(client, model_cache):
 
 def test_offline_a_download_fails_at_once_saying_the_hub_cannot_be_reached(
         client, model_cache, model_cache_dir, monkeypatch):
-    with socket.socket() as s:  # a port nobody listens on: connection refused, like no network
-        s.bind(("127.0.0.1", 0))
-        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{s.getsockname()[1]}")
+    monkeypatch.setenv("HF_ENDPOINT", closed_port_url())  # refused, like no network
     answer = client.post("/api/models/download", json={"model_id": "Qwen/Qwen3-0.6B"})
     assert answer.status_code == 202
     state = ended(client, answer.json["download_id"], timeout=20)

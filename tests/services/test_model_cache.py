@@ -19,7 +19,7 @@ from core.models import resolve_model_source
 from services.catalog import local_model_dir
 from services.model_cache import (CachedModelNotFound, DownloadNotFound, ModelAlreadyCached,
                                   ModelCache, ModelIdError, check_model_id)
-from tests.conftest import wait_for
+from tests.conftest import closed_port_url, wait_for
 
 DOWNLOAD_S = 90
 
@@ -44,12 +44,6 @@ def finished(cache: ModelCache, download_id: str, timeout: float = DOWNLOAD_S) -
 def leftovers(cache_dir: Path) -> list[str]:
     models = cache_dir / "models"
     return sorted(p.name for p in models.iterdir()) if models.is_dir() else []
-
-
-def closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
 @pytest.mark.parametrize("model_id", [
