@@ -321,6 +321,23 @@ async function runJob(prefix, url, body, holder) {
   }
 }
 
+/** A tab's Run: its button busy and Cancel live while the job runs, then `show` its result or
+ * say why there is none. */
+async function runTab(prefix, url, body, holder, show) {
+  setBusy($(`${prefix}-run`), true);
+  $(`${prefix}-cancel`).disabled = false;
+  try {
+    const job = await runJob(prefix, url, body, holder);
+    if (job.status === "done" && job.result) show(job);
+    else jobFailed(prefix, job);
+  } catch (err) {
+    $(`${prefix}-error`).textContent = err.message;
+  } finally {
+    setBusy($(`${prefix}-run`), false);
+    $(`${prefix}-cancel`).disabled = true;
+  }
+}
+
 function cancelJob(holder) {
   if (!holder.job) return;
   api("DELETE", `/api/test/jobs/${encodeURIComponent(holder.job)}`).catch((err) => toast(err.message, "error"));
@@ -416,18 +433,7 @@ async function runBatch() {
     $("batch-error").textContent = err.message;
     return;
   }
-  setBusy($("batch-run"), true);
-  $("batch-cancel").disabled = false;
-  try {
-    const job = await runJob("batch", "/api/test/batch", body, batch);
-    if (job.status === "done" && job.result) showBatch(job);
-    else jobFailed("batch", job);
-  } catch (err) {
-    $("batch-error").textContent = err.message;
-  } finally {
-    setBusy($("batch-run"), false);
-    $("batch-cancel").disabled = true;
-  }
+  await runTab("batch", "/api/test/batch", body, batch, showBatch);
 }
 
 function showBatch(job) {
@@ -494,18 +500,7 @@ async function runEval() {
     max_tokens: typedNumber($("eval-max-tokens").value),
     perplexity: $("eval-perplexity").checked,
   };
-  setBusy($("eval-run"), true);
-  $("eval-cancel").disabled = false;
-  try {
-    const job = await runJob("eval", "/api/test/eval", body, evaluation);
-    if (job.status === "done" && job.result) showEval(job);
-    else jobFailed("eval", job);
-  } catch (err) {
-    $("eval-error").textContent = err.message;
-  } finally {
-    setBusy($("eval-run"), false);
-    $("eval-cancel").disabled = true;
-  }
+  await runTab("eval", "/api/test/eval", body, evaluation, showEval);
 }
 
 function showEval(job) {
