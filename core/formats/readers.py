@@ -1,9 +1,9 @@
 """Rows of a dataset file, one at a time, each numbered so a problem can be named where it is.
 
-Guarantees: `iter_records(path)` streams .jsonl, .csv and .txt line by line and .parquet one row
-group at a time, so reading the first rows of a file of millions costs the same as of a small one;
-.json (a list of rows, or an object holding exactly one list) is parsed whole, because the standard
-library has no streaming JSON parser. Text is UTF-8 with or without a BOM, LF or CRLF line endings.
+Guarantees: `iter_records(path)` streams .jsonl, .csv and .txt line by line, .json (a list of rows,
+or an object holding exactly one list) item by item (`core.formats.json_stream`) and .parquet one
+row group at a time, so reading the first rows of a file of millions costs the same as of a small
+one. Text is UTF-8 with or without a BOM, LF or CRLF line endings.
 Every row is a dict; a broken row becomes a `Record` with `row=None` and a `problem` saying what is
 wrong, and reading goes on. What `Record.number` counts depends on the file type (see
 `iter_records`); `unit_of(path)` gives the word ("line" or "row") to name it with.
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator
 
 from core.datasets import DatasetError
+from core.formats.json_stream import json_rows
 
 READABLE = (".jsonl", ".json", ".csv", ".parquet", ".txt")
 CSV_FIELD_LIMIT = 2**31 - 1  # the csv module refuses cells over 131,072 characters by default
@@ -171,27 +172,8 @@ def _kind(value: Any) -> str:
 
 
 def _json_records(path: Path) -> Iterator[Record]:
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise DatasetError(f"{path.name} is not UTF-8 text (byte {err.start}); save it as "
-                           "UTF-8") from None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise DatasetError(f"{path.name} line {err.lineno}: invalid JSON ({err.msg})") from None
-    for number, item in enumerate(_row_list(value, path), 1):
+    for number, item in enumerate(json_rows(path), 1):
         yield _object_record(number, item)
-
-
-def _row_list(value: Any, path: Path) -> list[Any]:
-    if isinstance(value, dict):
-        lists = [v for v in value.values() if isinstance(v, list)]
-        value = lists[0] if len(lists) == 1 else None
-    if not isinstance(value, list):
-        raise DatasetError(f"{path.name}: expected a list of rows, or an object holding one")
-    return value
 
 
 def _csv_records(path: Path) -> Iterator[Record]:
