@@ -55,6 +55,8 @@ MESSAGES = {
     "sft_pretraining": "SFT pre-training is a phase before GRPO; with algorithm 'sft' set "
                        "training.* instead and turn pre_training off",
     "needs_cuda": "%(what)s needs an NVIDIA GPU with CUDA; use %(instead)s on this machine",
+    "two_validation_sets": "a validation file and validation_split %(fraction)s both hold out "
+                           "rows; set validation_split to 0 to use the file, or clear the file",
     "multi_gpu": "multi-GPU launch is not supported yet; choose one GPU in compute.gpu_ids",
 }
 
@@ -140,6 +142,10 @@ class DatasetSection(_Section):
     mapping: FieldMapping = Field(default_factory=FieldMapping)
     max_samples: int | None = _help("Use at most this many rows (empty: all).", default=None, ge=1)
     validation_split: float = _help("Fraction held out for evaluation.", default=0.0, ge=0.0, le=0.5)
+    validation_path: str | None = _help(
+        "A file of validation rows (the split tool's validation part, say), read with this "
+        "dataset's format and mapping and used for evaluation instead of validation_split.",
+        default=None, min_length=1)
     skip_invalid_rows: bool = _help(
         "Skip rows that cannot be read or whose prompt is missing or empty (and say how many) "
         "instead of refusing the dataset.", default=False)
@@ -284,6 +290,9 @@ def _cross_field_problems(cfg: RunConfig, cuda: bool) -> list[dict[str, str]]:
             add("algorithm.epsilon_high", "clip_range", high=settings.get("epsilon_high"),
                 low=settings["epsilon"], variant=a.variant)
         problems.extend(_reward_problems(cfg))
+    if cfg.dataset.validation_path and cfg.dataset.validation_split:
+        add("dataset.validation_path", "two_validation_sets",
+            fraction=cfg.dataset.validation_split)
     if cfg.pre_training.enabled and a.name != "grpo":
         add("pre_training.enabled", "sft_pretraining")
     if not cuda:

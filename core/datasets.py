@@ -364,9 +364,25 @@ def training_examples(section: DatasetSection, kind: str) -> list[Example]:
     return [e for e in _examples(section) if e.prompt_messages]
 
 
+def validation_section(section: DatasetSection) -> DatasetSection | None:
+    """The section that reads `dataset.validation_path` (a local file, every row, with the
+    training rows' format, mapping and txt_mode), or None when the config names no such file."""
+    if not section.validation_path:
+        return None
+    return section.model_copy(update={"source": "file", "path": section.validation_path,
+                                      "max_samples": None, "validation_split": 0.0,
+                                      "validation_path": None})
+
+
+def validation_failure(err: DatasetError) -> DatasetError:
+    """An error reading the validation file, named as such and at its field."""
+    return DatasetError(f"validation file: {err}", field="dataset.validation_path")
+
+
 def split_indices(count: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """(train, validation) row positions: `fraction` of `count` rows held out, chosen with `seed`.
-    Training's evaluation split and the testing page's held-out rows both come from here."""
+    Training's evaluation split and the testing page's held-out rows both come from here (unless
+    the config names a validation file: `validation_section`)."""
     if not fraction:
         return list(range(count)), []
     held = math.ceil(count * fraction)

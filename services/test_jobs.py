@@ -10,7 +10,8 @@ per prompt with each reward's score and the weighted total; its CSV columns are 
 reference, completion, tokens, seconds`, one per reward, then `total` (text a spreadsheet would
 run as a formula starts with a quote). An evaluation compares the
 run's base model with its result (or a checkpoint) on rows the run held out for validation — the
-same rows training held out (core.datasets.split_indices) — or, when it held none out, on the last
+same rows training held out (core.datasets.split_indices, or every row of the config's validation
+file, `dataset.validation_path`) — or, when it held none out, on the last
 rows of its dataset, and says so in `note`. Accuracy counts a row as correct when every preset
 reward that compares with the reference reaches its maximum; it is None when no such reward is
 configured.
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from core.config import TemplateSection, validate_section
-from core.datasets import split_indices, training_examples
+from core.datasets import split_indices, training_examples, validation_section
 from core.files import read_json, write_json_atomic
 from core.run_dir import now_iso
 from core.inference.sampling import Sampling
@@ -179,10 +180,16 @@ class TestJobs:
         section = dataset_section(config)
         kind = "sft" if (config.get("algorithm") or {}).get("name") == "sft" else "grpo"
         seed = int((config.get("training") or {}).get("seed", 42))
+        validation = validation_section(section)
         try:
-            examples = training_examples(section, kind)
-            _, held_out = split_indices(len(examples), section.validation_split, seed)
-            trained = _pre_trained_positions(config, section, seed) if kind == "grpo" else set()
+            if validation is not None:  # a validation file: all its rows were held out
+                examples = training_examples(validation, kind)
+                held_out, trained = list(range(len(examples))), set()
+            else:
+                examples = training_examples(section, kind)
+                _, held_out = split_indices(len(examples), section.validation_split, seed)
+                trained = _pre_trained_positions(config, section, seed) if kind == "grpo" \
+                    else set()
         except (ValueError, OSError) as err:
             raise TestRequestError(f"the run's dataset cannot be read: {err}",
                                    "session_id") from None

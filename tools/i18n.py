@@ -1,7 +1,7 @@
 """Translation catalogs: `python tools/i18n.py extract` collects every text the pages show.
 
 Sources: Jinja templates (`_()`), Python in routes/ and services/ (`_`, `_l`, `N_`), JavaScript in
-static/js (`t("...")`), and the texts that live in data: the config schema's help texts and the
+static/js (`t("...")`, `tf("...", values)`), and the texts that live in data: the config schema's help texts and the
 reward registry's names, categories, descriptions and parameter help, the training alerts'
 messages. Writes translations/messages.pot, merges it into each
 translations/<lang>/LC_MESSAGES/messages.po (new texts arrive untranslated, existing translations
@@ -71,7 +71,7 @@ def alert_texts() -> Iterator[str]:
 
 
 def js_texts() -> list[str]:
-    found = list(_extract("static/js", "javascript", "**.js", {"t": None}))
+    found = list(_extract("static/js", "javascript", "**.js", {"t": None, "tf": None}))
     found += list(_extract("services", "python", "**.py", {"N_": None}))
     found += list(registry_texts()) + list(alert_texts())
     return sorted(set(found))

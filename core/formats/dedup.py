@@ -15,8 +15,13 @@ Guarantees:
 
 Does not: find paraphrases (the similarity is on words), promise to find every pair just above the
 threshold (LSH and MinHash estimates are probabilistic; pairs well above it are found), keep
-broken rows in the cleaned copy (they are counted), or hold the rows' text in memory (about 1 KB
-per distinct row for signatures and index). `datasketch` is imported only when searching.
+broken rows in the cleaned copy (they are counted), or hold the rows' text in memory.
+Memory is bounded: near duplicates are searched among the first `MAX_NEAR_ROWS` distinct rows
+(a signature and its LSH entries take about 5 KB and 0.15 ms per row: 200,000 rows is about 1 GB
+and 30 s); later rows are still compared exactly, and the plan says how many were left out of the
+near search (`near_searched`, `near_unsearched`). Exact comparison keeps about 500 bytes per
+distinct row; a file of more than `MAX_ROWS` rows is refused when reading reaches that row.
+`datasketch` is imported only when searching.
 """
 from __future__ import annotations
 
@@ -40,6 +45,8 @@ PROGRESS_EVERY = 1000       # rows between on_progress calls
 EXAMPLES_PER_CLUSTER = 3
 CLUSTERS_WITH_EXAMPLES = 50
 EXAMPLE_CHARS = 300
+MAX_NEAR_ROWS = 200_000     # distinct rows in the near-duplicate index (about 1 GB)
+MAX_ROWS = 2_000_000        # readable rows a search reads (exact keys: about 1 GB)
 FIELD_SEPARATOR = "\x1f"    # keeps ("a b", "") and ("a", "b") apart
 
 _SPACE = re.compile(r"\s+")
@@ -121,6 +128,8 @@ class DedupPlan:
     exact_duplicates: int           # rows repeating an earlier row's normalised text
     near_duplicates: int            # further rows similar to an earlier one
     clusters: tuple[Cluster, ...] = field(repr=False)  # largest first
+    near_searched: int = 0          # distinct rows the near-duplicate search compared
+    near_unsearched: int = 0        # distinct rows past MAX_NEAR_ROWS, compared exactly only
 
     @property
     def kept(self) -> int:
@@ -134,7 +143,8 @@ class DedupPlan:
         return {"fields": list(self.fields), "threshold": self.threshold, "rows": self.rows,
                 "broken_rows": self.broken_rows, "exact_duplicates": self.exact_duplicates,
                 "near_duplicates": self.near_duplicates, "kept": self.kept,
-                "cluster_count": len(self.clusters),
+                "near_searched": self.near_searched, "near_unsearched": self.near_unsearched,
+                "near_limit": MAX_NEAR_ROWS, "cluster_count": len(self.clusters),
                 "clusters": [{"rows": list(c.rows), "kind": c.kind, "examples": list(c.examples)}
                              for c in self.clusters[:max_clusters]]}
 
@@ -158,7 +168,8 @@ def find_duplicates(path: Path, fields: Sequence[str] | None = None,
     chosen, rows, broken = _scan(path, txt_mode, fields, index, on_progress)
     clusters = _with_examples(path, txt_mode, chosen, index.clusters())
     return DedupPlan(path, fingerprint, txt_mode, tuple(chosen), threshold, rows, broken,
-                     index.exact_duplicates(), index.near_duplicates(), tuple(clusters))
+                     index.exact_duplicates(), index.near_duplicates(), tuple(clusters),
+                     index.near_searched, index.near_unsearched)
 
 
 def _scan(path: Path, txt_mode: str, fields: Sequence[str] | None, index: _SimilarityIndex,
@@ -169,6 +180,10 @@ def _scan(path: Path, txt_mode: str, fields: Sequence[str] | None, index: _Simil
         if record.row is None:
             broken += 1
             continue
+        if rows == MAX_ROWS:
+            raise DatasetError(f"a duplicate search reads at most {MAX_ROWS:,} rows and "
+                               f"{path.name} has more; split it (the split tool) and search "
+                               "each part")
         chosen = chosen or default_fields(record.row)
         index.add(record.number, normalised_text(record.row, chosen))
         rows += 1
@@ -190,6 +205,7 @@ class _SimilarityIndex:
         self.copies: dict[int, list[int]] = {}   # representative -> later rows with its text
         self.parent: list[int] = []
         self.signatures: dict[int, Any] = {}
+        self.near_searched = self.near_unsearched = 0
 
     def add(self, number: int, text: str) -> None:
         key = text_key(text)
@@ -200,7 +216,11 @@ class _SimilarityIndex:
         self.by_key[key] = rep
         self.first_rows.append(number)
         self.parent.append(rep)
-        self._link_similar(rep, text)
+        if self.near_searched < MAX_NEAR_ROWS:
+            self.near_searched += 1
+            self._link_similar(rep, text)
+        else:
+            self.near_unsearched += 1
 
     def _link_similar(self, rep: int, text: str) -> None:
         grams = shingles(text, self.shingle_words)

@@ -4,7 +4,8 @@ Guarantees: the readable rows are numbered 0..n-1 in file order and shuffled wit
 `numpy.random.default_rng(seed).permutation(n)`, the way `core.datasets.split_indices` does it: the
 first `ceil(n * validation)` shuffled rows are the validation part, the next `ceil(n * test)` the
 test part, the rest train. With `test=0` the validation part is exactly the rows training holds out
-for the same fraction and seed (when every row is usable). The parts are disjoint and together hold
+for the same fraction and seed when every row is usable; to be sure training evaluates on this
+part, train on the train part with this one as `dataset.validation_path`. The parts are disjoint and together hold
 every readable row; each keeps the file's order. Fractions that leave a part empty are refused
 before anything is written, with the numbers; each file is written to a temporary file and renamed,
 so a part is whole or absent.

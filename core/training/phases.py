@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from core.config import RunConfig
-from core.datasets import DatasetError, build_grpo_dataset, build_sft_dataset, split_indices
+from core.config import DatasetSection, RunConfig
+from core.datasets import (DatasetError, build_grpo_dataset, build_sft_dataset, split_indices,
+                           validation_failure, validation_section)
 from core.models import LoadedModel, load_model
 from core.run_dir import RunDir, checkpoint_step
 from core.training.alerts import AlertWatcher
@@ -87,21 +88,34 @@ def _build_trainer(run: RunDir, cfg: RunConfig, phase: str, loaded: LoadedModel,
     if phase in ("pre_training", "sft"):
         max_samples = cfg.pre_training.max_samples if phase == "pre_training" else None
         dataset = build_sft_dataset(cfg.dataset, cfg.template, loaded.tokenizer, max_samples)
+        data = _train_and_evaluation(cfg, dataset, lambda section: build_sft_dataset(
+            section, cfg.template, loaded.tokenizer))
         callback = RunEventsCallback(run, phase, control)
-        return build_sft_trainer(cfg, phase, run, loaded, _split(cfg, dataset), [callback])
+        return build_sft_trainer(cfg, phase, run, loaded, data, [callback])
     fields, all_fields = reward_fields(cfg)
     dataset = build_grpo_dataset(cfg.dataset, cfg.template, loaded.tokenizer, fields, all_fields)
+    data = _train_and_evaluation(cfg, dataset, lambda section: build_grpo_dataset(
+        section, cfg.template, loaded.tokenizer, fields, all_fields))
     recorder = SampleRecorder()
     alerts = AlertWatcher()
     rewards = training_rewards(cfg, dataset, recorder, alerts, protected=run.path.parent)
     weights = {r.__name__: e.weight for r, e in zip(rewards, cfg.rewards)}
     callback = RunEventsCallback(run, phase, control, recorder, weights, cfg.output.sample_every,
                                  alerts)
-    return build_grpo_trainer(cfg, run, loaded, _split(cfg, dataset), rewards, [callback])
+    return build_grpo_trainer(cfg, run, loaded, data, rewards, [callback])
 
 
-def _split(cfg: RunConfig, dataset: Any) -> tuple[Any, Any | None]:
-    """(train, evaluation): `dataset.validation_split` of the rows held out, seeded."""
+def _train_and_evaluation(cfg: RunConfig, dataset: Any,
+                          build: Callable[[DatasetSection], Any]) -> tuple[Any, Any | None]:
+    """(train, evaluation): every row and the validation file's rows built by `build`, when the
+    config names a validation file; else `dataset.validation_split` of the rows held out, seeded
+    (no evaluation set when it is 0)."""
+    section = validation_section(cfg.dataset)
+    if section is not None:
+        try:
+            return dataset, build(section)
+        except DatasetError as err:
+            raise validation_failure(err) from None
     train, held_out = split_indices(len(dataset), cfg.dataset.validation_split,
                                     cfg.training.seed)
     if not held_out:

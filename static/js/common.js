@@ -8,6 +8,12 @@ export function t(text) {
   return catalog[text] || text;
 }
 
+/** A translated sentence with `{name}` placeholders filled from `values` (one text to translate,
+ * not fragments joined in English word order). */
+export function tf(text, values) {
+  return t(text).replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
+}
+
 export class ApiError extends Error {
   constructor(status, body) {
     super(body?.error || `HTTP ${status}`);

@@ -9,7 +9,7 @@
 // `dataset_download_progress` (polling GET /api/datasets/catalog/downloads/<id> as the fallback);
 // a finished download is a new upload in the list.
 // Whatever the server sends is inserted as text, never as HTML.
-import { api, t, el, toast, socket, formatNumber, DRAFT_KEY } from "./common.js";
+import { api, t, tf, el, toast, socket, formatNumber, DRAFT_KEY } from "./common.js";
 
 const PAGE_ROWS = 10;
 const POLL_MS = 1000;
@@ -774,6 +774,10 @@ function renderDedup(result) {
   if ((result.cluster_count || 0) > clusters.length) {
     clusters.push(el("p", `${t("Showing")} ${clusters.length} ${t("of")} ${result.cluster_count} ${t("groups")}.`, { class: "muted" }));
   }
+  if (result.near_unsearched) {
+    clusters.unshift(el("p", tf("Near duplicates were searched among the first {limit} distinct rows (a memory bound); the other {rest} were compared for exact copies only. Split the file to search them.",
+      { limit: formatNumber(result.near_limit, 0), rest: formatNumber(result.near_unsearched, 0) }), { class: "warn-text", id: "dedup-unsearched" }));
+  }
   $("dedup-clusters").replaceChildren(...clusters);
   $("dedup-write").hidden = !found;
   $("dedup-result").hidden = false;
@@ -802,6 +806,15 @@ async function runSplit() {
       const item = el("li", null, { "data-part": part });
       item.append(el("strong", part), el("span", `${entry.name} · ${rowsText(entry.rows)}`),
         el("a", t("Download"), { href: downloadUrl(entry.id), download: entry.name || "" }));
+      items.push(item);
+    }
+    if (parts?.train && parts?.validation) {
+      const use = el("button", t("Train on the train part, evaluate on the validation part"), { type: "button", id: "split-use" });
+      use.addEventListener("click", () => {
+        window.location.href = `/wizard/dataset?${new URLSearchParams({ dataset: parts.train.id, validation: parts.validation.id })}`;
+      });
+      const item = el("li", null, { "data-part": "use" });
+      item.append(use);
       items.push(item);
     }
     $("split-result").replaceChildren(...items);

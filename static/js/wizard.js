@@ -158,7 +158,7 @@ async function loadRequestedConfig() {
   }
   const dataset = params.get("dataset");  // "Use in the wizard" on the datasets page
   if (dataset) {
-    await useUploadedDataset(dataset, params.get("format"), params.get("txt_mode"));
+    await useUploadedDataset(dataset, params.get("format"), params.get("txt_mode"), params.get("validation"));
     history.replaceState(null, "", window.location.pathname);
   }
   const name = params.get("load");
@@ -175,13 +175,19 @@ async function loadRequestedConfig() {
 }
 
 /** Makes the uploaded dataset `id` the draft's dataset (read as `format`, and a .txt file by
- * `txtMode`, when given). */
-async function useUploadedDataset(id, format, txtMode) {
+ * `txtMode`, when given), evaluated on the uploaded file `validationId` when given (a split's
+ * validation part), else on the draft's validation fraction. */
+async function useUploadedDataset(id, format, txtMode, validationId) {
   try {
     const { datasets } = await api("GET", "/api/datasets/list");
-    const entry = datasets.find((d) => d.source === "file" && d.id === id);
-    if (!entry) throw new Error(`${t("No uploaded dataset with the id")} ${id}`);
-    draft.dataset = { ...draft.dataset, source: "file", path: entry.path, format: format || "auto", mapping: entry.mapping || {} };
+    const upload = (wanted) => {
+      const entry = datasets.find((d) => d.source === "file" && d.id === wanted);
+      if (!entry) throw new Error(`${t("No uploaded dataset with the id")} ${wanted}`);
+      return entry;
+    };
+    const entry = upload(id);
+    draft.dataset = { ...draft.dataset, source: "file", path: entry.path, format: format || "auto", mapping: entry.mapping || {}, validation_path: null };
+    if (validationId) Object.assign(draft.dataset, { validation_path: upload(validationId).path, validation_split: 0 });
     if (txtMode) draft.dataset.txt_mode = txtMode;
     saveDraft();
   } catch (err) {

@@ -70,6 +70,9 @@ BAD_CONFIGS = [
     # gspo reuses each generation batch for 4 steps: 4 x 1 x 4 = 16 is not divisible by 32
     ({"algorithm": {"variant": "gspo", "num_generations": 32}}, "algorithm.num_generations",
      "x 4 for gspo"),
+    # one way to hold out validation rows at a time
+    ({"dataset": {"validation_split": 0.1, "validation_path": "valid.jsonl"}},
+     "dataset.validation_path", "set validation_split to 0 to use the file"),
     # one GPU per run for now
     ({"compute": {"multi_gpu": True}}, "compute.multi_gpu", "not supported yet"),
 ]

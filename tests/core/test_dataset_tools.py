@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.datasets import DatasetError, split_indices
+from core.formats import dedup
 from core.formats.dedup import find_duplicates, write_deduplicated
 from core.formats.split import split_file
 from core.formats.stats import dataset_statistics, histogram
@@ -90,6 +91,23 @@ def test_clusters_show_their_first_rows_text_largest_first(dedup_file):
     assert first.rows == (1, 3, 4)
     assert first.examples[0] == f"{A}\nyes"[:300]
     assert len(first.examples) == 3
+
+
+def test_near_search_past_its_limit_compares_later_rows_exactly(dedup_file, monkeypatch):
+    """The distinct rows 1, 2, 4, 5, 6 fill the near index (3 is 1's exact copy); 7 and 8 are
+    compared exactly only (9 is 8's copy), so 7 is not found near 6."""
+    monkeypatch.setattr(dedup, "MAX_NEAR_ROWS", 5)
+    plan = find_duplicates(dedup_file, threshold=0.4)
+    assert {c.rows for c in plan.clusters} == {(1, 3, 4), (2, 5), (8, 9)}  # (6, 7) not searched
+    assert (plan.near_searched, plan.near_unsearched) == (5, 2)
+    assert plan.to_dict()["near_unsearched"] == 2 and plan.to_dict()["near_limit"] == 5
+
+
+def test_a_file_past_the_row_limit_is_refused_naming_the_limit(dedup_file, monkeypatch):
+    monkeypatch.setattr(dedup, "MAX_ROWS", 4)
+    with pytest.raises(DatasetError, match="^a duplicate search reads at most 4 rows and "
+                                           "data.jsonl has more; split it"):
+        find_duplicates(dedup_file)
 
 
 def test_chosen_fields_decide_what_is_compared(tmp_path):

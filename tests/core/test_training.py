@@ -89,6 +89,27 @@ def test_validation_split_is_evaluated(tmp_path, tiny_model):
     assert not any("eval_loss" in m for m in run.metric_history())
 
 
+def test_a_validation_file_is_the_grpo_evaluation_set(tmp_path, tiny_model):
+    """The split tool's parts: train on one, held-out reward on the other (every row of it)."""
+    from core.formats.split import split_file
+    from core.datasets import builtin_path
+    parts = split_file(builtin_path("arithmetic"), tmp_path / "parts", validation=0.05)["parts"]
+    cfg = tiny_config(tiny_model, dataset={"source": "file", "path": parts["train"]["path"],
+                                           "validation_path": parts["validation"]["path"]},
+                      training={"max_steps": 2}, output={"save_steps": 2, "sample_every": 0})
+    run = train(tmp_path, cfg)
+    assert run.read_state()["status"] == "completed", run.read_state()["error"]
+    evals = [e for e in run.iter_events() if e["type"] == "eval"]
+    assert evals and "eval_reward" in evals[-1], evals
+
+
+def test_an_unreadable_validation_file_fails_the_run_naming_it(tmp_path, tiny_model):
+    cfg = tiny_config(tiny_model, dataset={"validation_path": str(tmp_path / "missing.jsonl")})
+    state = train(tmp_path, cfg).read_state()
+    assert state["status"] == "failed"
+    assert "validation file: dataset file not found" in state["error"], state["error"]
+
+
 def test_pre_training_then_grpo_continues_the_adapter(tmp_path, tiny_model):
     run = train(tmp_path, tiny_config(tiny_model, pre_training={"enabled": True,
                                                                 "max_steps": 2}))

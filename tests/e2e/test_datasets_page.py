@@ -262,7 +262,7 @@ def test_duplicates_are_grouped_and_removed_then_the_file_is_split_and_converted
     page.locator("#split-validation").fill("0.5")
     page.locator("#split-seed").fill("7")
     page.locator("#split-run").click()
-    expect(page.locator("#split-result li")).to_have_count(2)
+    expect(page.locator("#split-result li")).to_have_count(3)  # train, validation, use them
     expect(page.locator('#split-result li[data-part="train"]')).to_contain_text("3 rows")
     expect(page.locator('#split-result li[data-part="validation"]')).to_contain_text("3 rows")
     expect(page.locator("#dataset-list > li")).to_have_count(4)
@@ -278,6 +278,19 @@ def test_duplicates_are_grouped_and_removed_then_the_file_is_split_and_converted
     header = Path(download.value.path()).read_text(encoding="utf-8").splitlines()[0]
     assert header.split(",")[:3] == ["instruction", "input", "output"]
     expect(page.locator("#dataset-list > li")).to_have_count(5)
+
+    # the parts in the wizard: train on one, evaluate on the other (the fraction set to 0)
+    parts = {d["name"]: d for d in uploads(live_server) if d["name"].endswith(".jsonl")}
+    page.locator("#split-use").click()
+    page.wait_for_url("**/wizard/dataset")
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    validation = next(d for name, d in parts.items() if "(validation)" in name)
+    train = next(d for name, d in parts.items() if "(train)" in name)
+    expect(page.locator('[data-field="dataset.validation_path"]')).to_have_value(
+        validation["path"])
+    draft = json.loads(page.evaluate("localStorage.getItem('grpo-studio.draft')"))
+    assert (draft["dataset"]["path"], draft["dataset"]["validation_path"],
+            draft["dataset"]["validation_split"]) == (train["path"], validation["path"], 0)
 
 
 # ---- statistics with the wizard's model ----------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import pytest
 
@@ -194,7 +195,7 @@ def test_held_out_rows_leave_out_what_pre_training_trained_on(services):
 
     from core.config import validate_config
     from core.datasets import training_examples
-    from core.training.phases import _split
+    from core.training.phases import _train_and_evaluation
     config = validate_config({"dataset": {"path": "arithmetic", "max_samples": 40,
                                           "validation_split": 0.25},
                               "pre_training": {"enabled": True, "max_samples": 12},
@@ -205,8 +206,26 @@ def test_held_out_rows_leave_out_what_pre_training_trained_on(services):
     with_pre, _ = jobs._held_out_cases(config.model_dump(mode="json"), 40)
     without, _ = jobs._held_out_cases(plain.model_dump(mode="json"), 40)
     sft_rows = training_examples(config.dataset, "sft")[:12]
-    pre_train, _ = _split(config, datasets.Dataset.from_list(
-        [{"position": e.position} for e in sft_rows]))
+    pre_train, _ = _train_and_evaluation(config, datasets.Dataset.from_list(
+        [{"position": e.position} for e in sft_rows]), lambda section: None)
     trained = set(pre_train["position"])
     assert [c["row"] for c in with_pre] == [c["row"] for c in without if c["row"] not in trained]
     assert len(with_pre) < len(without)  # this seed puts some pre-training rows in the way
+
+
+def test_held_out_rows_are_the_validation_files_rows_when_the_run_names_one(services, tmp_path):
+    """A run trained on the split tool's train part evaluates on every row of its validation
+    part, in file order, with no note (nothing it trained on)."""
+    from core.config import validate_config
+    from core.datasets import builtin_path
+    from core.formats.readers import iter_records
+    from core.formats.split import split_file
+    parts = split_file(builtin_path("arithmetic"), tmp_path, validation=0.1)["parts"]
+    config = validate_config({"dataset": {"source": "file", "path": parts["train"]["path"],
+                                          "validation_path": parts["validation"]["path"]},
+                              "pre_training": {"enabled": True},
+                              "rewards": [{"name": "answer_correct"}]})
+    cases, note = services.test_jobs._held_out_cases(config.model_dump(mode="json"), 1000)
+    expected = [r.row["question"] for r in iter_records(Path(parts["validation"]["path"]))]
+    assert [c["prompt"] for c in cases] == expected and note is None
+    assert len(cases) == parts["validation"]["rows"]
