@@ -8,11 +8,18 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, render_template, request, send_file
 
 from core.config import DatasetSection, TemplateSection, validate_section
-from routes.common import BadRequest, json_body, requester_socket, services
+from core.datasets import DatasetError
+from routes.common import BadRequest, error_response, json_body, requester_socket, services
 from services.catalog import local_model_dir
 from services.dataset_tools import txt_mode_of
 
 bp = Blueprint("datasets", __name__)
+
+
+@bp.errorhandler(DatasetError)
+def named_by_label(err: DatasetError) -> Any:
+    """A dataset error names an upload by its label, never by its stored file name."""
+    return error_response(400, services().datasets.with_labels(str(err)), err.field)
 
 
 @bp.get("/datasets")

@@ -144,7 +144,7 @@ class DatasetJobs:
         except Stopped:
             job.status, job.error = "failed", "stopped: the server is closing"
         except DatasetError as err:
-            job.status, job.error = "failed", str(err)
+            job.status, job.error = "failed", self.library.with_labels(str(err))
         except Exception as err:  # noqa: BLE001 - a job must always end, and say why
             log.exception("dataset job %s", job.job_id)
             job.status, job.error = "failed", f"{type(err).__name__}: {err} (details in the " \

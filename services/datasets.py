@@ -47,6 +47,7 @@ from services.dataset_tools import SAMPLE_ROWS, detection_of, inspect_upload, sa
 CHUNK = 1 << 20
 META_SUFFIX = ".meta.json"  # beside `<id><ext>`; never `<id>.json`, which a JSON upload may be
 UPLOAD_ID = re.compile(r"[0-9a-f]{16}")
+STORED_NAME = re.compile(r"\b([0-9a-f]{16})\.[a-z]+\b")  # `<id><ext>` in a message
 MAX_LABEL = 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 UPLOAD_EXTRAS = ("fields", "shape", "confidence", "mapping", "errors", "invalid", "more",
@@ -119,6 +120,16 @@ class DatasetLibrary:
             raise DatasetError("name the dataset (id from the list)", field="id")
         return self.uploads_dir / self._meta(dataset_id)["file"]
 
+    def with_labels(self, message: str) -> str:
+        """`message` with each upload's stored file name (`<id><ext>`) replaced by its label, as
+        the user knows it."""
+        def label(match: re.Match[str]) -> str:
+            try:
+                return self._meta(match.group(1))["name"]
+            except DatasetNotFound:
+                return match.group(0)
+        return STORED_NAME.sub(label, message)
+
     def label_of(self, dataset_id: str) -> str:
         if UPLOAD_ID.fullmatch(dataset_id):
             return self._meta(dataset_id)["name"]
@@ -190,15 +201,15 @@ class DatasetLibrary:
         upload_id = new_upload_id()
         target = self.uploads_dir / f"{upload_id}{suffix}"
         size = self._write_limited(stream, target)
+        label = base_name(filename) or target.name
         try:
             found = inspect_upload(target)
-            meta = self._new_meta(upload_id, target, base_name(filename) or target.name,
-                                  found["rows"], found)
+            meta = self._new_meta(upload_id, target, label, found["rows"], found)
             write_json_atomic(self._meta_path(upload_id), {**meta, "size": size})
         except BaseException as err:
             target.unlink(missing_ok=True)
-            if isinstance(err, DatasetError):
-                raise DatasetError(str(err), field="file") from None
+            if isinstance(err, DatasetError):  # named as the user named the file
+                raise DatasetError(str(err).replace(target.name, label), field="file") from None
             raise
         return {**self._entry({**meta, "size": size}),
                 **{key: found[key] for key in UPLOAD_EXTRAS}}

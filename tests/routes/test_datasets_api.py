@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import tiny_config
+from tests.conftest import tiny_config, wait_for
 
 ROWS = b'{"question": "1+1?", "answer": "2"}\n{"question": "2+2?", "answer": "4"}\n'
 
@@ -40,6 +40,23 @@ def test_bad_uploads_are_refused_and_leave_nothing(client, app, data, name, stat
     leftovers = list(Path(app.config["UPLOADS_DIR"]).glob("*")) \
         if Path(app.config["UPLOADS_DIR"]).exists() else []
     assert leftovers == []
+
+
+def test_errors_name_an_upload_as_the_user_named_it(client, monkeypatch):
+    """Never by its stored `<id><ext>` name: not at upload, nor when a tool reads it later."""
+    import services.dataset_tools
+    monkeypatch.setattr(services.dataset_tools, "UPLOAD_CHECK_ROWS", 3)  # the upload checks 3
+    refused = upload(client, b'\xff\xfe{\x00}\x00\n\x00', "../my rows.jsonl")
+    assert refused.json["error"].startswith("my rows.jsonl is not UTF-8 text"), refused.json
+    rows = ",\n".join(['{"question": "1+1?", "answer": "2"}'] * 30 + ['{"question": }'])
+    entry = upload(client, f"[{rows}]".encode(), "list.json").json
+    answer = client.post("/api/datasets/validate", json={"id": entry["id"]})
+    assert answer.status_code == 400, answer.json
+    assert answer.json["error"] == "list.json line 31: invalid JSON (Expecting value)"
+    job_id = client.post("/api/datasets/stats", json={"id": entry["id"]}).json["job_id"]
+    job = wait_for(lambda: (j := client.get(f"/api/datasets/jobs/{job_id}").json)["status"]
+                   != "running" and j, 60, "the statistics job to end")
+    assert job["error"] == "list.json line 31: invalid JSON (Expecting value)", job
 
 
 def test_preview_shows_rows_fields_and_the_detected_mapping(client):
