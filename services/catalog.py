@@ -67,7 +67,7 @@ DATASETS: tuple[dict[str, Any], ...] = (
      "description": N_("Grade-school math word problems; answers end in '#### N'.")},
     {"id": "nvidia/OpenMathReasoning", "key": "openmathreasoning", "name": "OpenMathReasoning",
      "config_name": None, "split": "cot", "splits": ["cot", "tir", "genselect"],
-     "rows": 3_200_000, "download_rows": 50_000,
+     "rows": 3_201_061, "download_rows": 50_000,  # the card: cot 3,201,061, tir, genselect
      "mapping": {"instruction": "problem", "response": "generated_solution",
                  "reference": "expected_answer"},
      "rewards": ["answer_correct", "format_markers"],
