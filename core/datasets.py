@@ -365,13 +365,13 @@ def training_examples(section: DatasetSection, kind: str) -> list[Example]:
 
 
 def validation_section(section: DatasetSection) -> DatasetSection | None:
-    """The section that reads `dataset.validation_path` (a local file, every row, with the
-    training rows' format, mapping and txt_mode), or None when the config names no such file."""
+    """The section that reads `dataset.validation_path` (a local file with the training rows'
+    format, mapping and txt_mode, at most `max_samples` of its rows like the training file, so
+    evaluation stays bounded), or None when the config names no such file."""
     if not section.validation_path:
         return None
     return section.model_copy(update={"source": "file", "path": section.validation_path,
-                                      "max_samples": None, "validation_split": 0.0,
-                                      "validation_path": None})
+                                      "validation_split": 0.0, "validation_path": None})
 
 
 def validation_failure(err: DatasetError) -> DatasetError:

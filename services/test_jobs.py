@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from core.config import TemplateSection, validate_section
-from core.datasets import split_indices, training_examples, validation_section
-from core.files import read_json, write_json_atomic
+from core.datasets import (DatasetError, split_indices, training_examples, validation_failure,
+                           validation_section)
+from core.files import PathRefused, read_json, resolve_inside, write_json_atomic
 from core.run_dir import now_iso
 from core.inference.sampling import Sampling
 from rewards import RewardError
@@ -183,7 +184,10 @@ class TestJobs:
         validation = validation_section(section)
         try:
             if validation is not None:  # a validation file: all its rows were held out
-                examples = training_examples(validation, kind)
+                try:
+                    examples = training_examples(validation, kind)
+                except DatasetError as err:
+                    raise validation_failure(err) from None
                 held_out, trained = list(range(len(examples))), set()
             else:
                 examples = training_examples(section, kind)
@@ -196,6 +200,9 @@ class TestJobs:
         held_out = [i for i in held_out if examples[i].position not in trained
                     and examples[i].prompt_messages]
         note = None
+        if not held_out and validation is not None:
+            raise TestRequestError("the run's validation file has no row with a prompt",
+                                   "session_id")
         if not held_out:
             held_out = list(range(max(0, len(examples) - count), len(examples)))
             note = (f"this run held out no validation rows (dataset.validation_split is 0), so "
@@ -408,6 +415,10 @@ class TestJobs:
     def _path(self, job_id: str) -> Path:
         if not isinstance(job_id, str) or not job_id.replace("-", "").isalnum():
             raise TestJobNotFound(f"no test job {job_id!r}")
+        try:  # a symlinked result pointing elsewhere is no result of this folder
+            resolve_inside(self.root, f"{job_id}.json")
+        except PathRefused:
+            raise TestJobNotFound(f"no test job {job_id!r}") from None
         return self.root / f"{job_id}.json"
 
     def _save(self, job: Job) -> None:

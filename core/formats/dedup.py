@@ -17,8 +17,8 @@ Does not: find paraphrases (the similarity is on words), promise to find every p
 threshold (LSH and MinHash estimates are probabilistic; pairs well above it are found), keep
 broken rows in the cleaned copy (they are counted), or hold the rows' text in memory.
 Memory is bounded: near duplicates are searched among the first `MAX_NEAR_ROWS` distinct rows
-(a signature and its LSH entries take about 5 KB and 0.15 ms per row: 200,000 rows is about 1 GB
-and 30 s); later rows are still compared exactly, and the plan says how many were left out of the
+(a signature and its LSH entries take 5 to 7 KB and 0.15 to 0.22 ms per row: 150,000 rows is
+about 1 GB and half a minute); later rows are still compared exactly, and the plan says how many were left out of the
 near search (`near_searched`, `near_unsearched`). Exact comparison keeps about 500 bytes per
 distinct row; a file of more than `MAX_ROWS` rows is refused when reading reaches that row.
 `datasketch` is imported only when searching.
@@ -45,7 +45,7 @@ PROGRESS_EVERY = 1000       # rows between on_progress calls
 EXAMPLES_PER_CLUSTER = 3
 CLUSTERS_WITH_EXAMPLES = 50
 EXAMPLE_CHARS = 300
-MAX_NEAR_ROWS = 200_000     # distinct rows in the near-duplicate index (about 1 GB)
+MAX_NEAR_ROWS = 150_000     # distinct rows in the near-duplicate index (about 1 GB)
 MAX_ROWS = 2_000_000        # readable rows a search reads (exact keys: about 1 GB)
 FIELD_SEPARATOR = "\x1f"    # keeps ("a b", "") and ("a", "b") apart
 

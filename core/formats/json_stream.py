@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
@@ -25,7 +26,7 @@ CHUNK_BYTES = 1 << 16
 MAX_ROW_CHARS = 256 << 20      # one item of the list; beyond it the file is refused
 LOOKAHEAD = 8                  # characters past a value's end that must be read before trusting it
 NOT_A_ROW_LIST = "expected a list of rows, or an object holding one"
-_WHITESPACE = " \t\n\r"
+_SPACES = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
 
 
@@ -79,12 +80,15 @@ class _JsonReader:
             self.text, self.pos = self.text[self.pos:], 0
 
     def next_char(self) -> str | None:
-        """The next character that is not whitespace (left in place), or None at the end."""
+        """The next character that is not whitespace (left in place), or None at the end. A run
+        of whitespace is skipped at C speed and dropped as it is passed, so it costs linear
+        time and no memory however long it is."""
         while True:
-            while self.pos < len(self.text) and self.text[self.pos] in _WHITESPACE:
-                self.pos += 1
+            self.pos = _SPACES.match(self.text, self.pos).end()
             if self.pos < len(self.text):
                 return self.text[self.pos]
+            self.lines_before += self.text.count("\n")
+            self.text, self.pos = "", 0
             if not self._read_more():
                 return None
 

@@ -811,7 +811,9 @@ async function runSplit() {
     if (parts?.train && parts?.validation) {
       const use = el("button", t("Train on the train part, evaluate on the validation part"), { type: "button", id: "split-use" });
       use.addEventListener("click", () => {
-        window.location.href = `/wizard/dataset?${new URLSearchParams({ dataset: parts.train.id, validation: parts.validation.id })}`;
+        const params = new URLSearchParams({ dataset: parts.train.id, validation: parts.validation.id });
+        if (chosenFormat() !== "auto") params.set("format", chosenFormat());
+        window.location.href = `/wizard/dataset?${params}`;
       });
       const item = el("li", null, { "data-part": "use" });
       item.append(use);
