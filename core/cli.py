@@ -8,6 +8,9 @@
                           [--out EXPORTS_ROOT]              export (adapter|merged|gguf|gguf_lora)
     python -m core.cli export --base-model NAME [--adapter DIR] --format ...   the same, no run
 
+`--trust-remote-code` (before the command) lets a config's `model.trust_remote_code` run code
+shipped with a model; without it such a config fails with a message saying so (core/models.py).
+
 Ctrl-C stops cleanly (a checkpoint is saved, the run ends `cancelled` and can be resumed); a second
 Ctrl-C abandons the step at once. The library and trainer chatter goes to the run's worker.log so the
 terminal shows only progress. Exit status: 0 completed/paused/cancelled, 1 failed, 2 bad input.
@@ -204,6 +207,8 @@ def _print_problems(err: ConfigError) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.cli", description="GRPO Studio CLI")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="let model.trust_remote_code run code shipped with a model")
     sub = parser.add_subparsers(dest="command", required=True)
     p_train = sub.add_parser("train", help="train from a JSON config")
     p_train.add_argument("config")
@@ -215,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("prepare-model", help="convert the offline default model once")
     _add_export_parser(sub)
     args = parser.parse_args(argv)
+    if args.trust_remote_code:
+        from core.models import REMOTE_CODE_ENV
+        os.environ[REMOTE_CODE_ENV] = "1"
     if args.command == "export":
         return export(args)
     try:

@@ -31,6 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from core.files import write_json_atomic
 from core.models import hub_cache_dir, is_hub_id
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -180,7 +181,7 @@ def finish(folder: Path, target: Path, model_id: str, endpoint: str,
     shutil.rmtree(folder / ".cache", ignore_errors=True)
     record = {"model_id": model_id, "endpoint": endpoint, "files": [name for name, _ in files],
               "downloaded_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    (folder / DOWNLOAD_MARKER).write_text(json.dumps(record, indent=2), encoding="utf-8")
+    write_json_atomic(folder / DOWNLOAD_MARKER, record)
     os.replace(folder, target)
 
 

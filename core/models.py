@@ -9,6 +9,12 @@ it); otherwise transformers + PEFT. The tokenizer always has a pad token.
 A hub id downloaded on the models page (services/model_cache.py) loads from its cache folder,
 `<cache>/models/<owner>--<name>/`, without asking the hub again.
 
+Only safetensors weights are loaded (`use_safetensors=True`; a local folder holding pickled weights
+only is refused with `ModelError` before transformers sees it), since unpickling can run code. Code
+shipped with a model runs only when `model.trust_remote_code` asks for it and this process was
+started with GRPO_STUDIO_TRUST_REMOTE_CODE=1 (the server's and the CLI's --trust-remote-code);
+`allowed_remote_code` is the one gate every loader (training, inference, export) goes through.
+
 Does not: download with progress or manage the cache (the models page does), merge or export.
 """
 from __future__ import annotations
@@ -23,6 +29,8 @@ from typing import Any
 from core.config import ModelSection, TrainingSection
 from core.default_model import cache_root, ensure_default_model
 
+REMOTE_CODE_ENV = "GRPO_STUDIO_TRUST_REMOTE_CODE"
+PICKLED_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
 # A hub id as the models page takes it: owner/name of letters, digits, . _ - (never a path; like
 # huggingface_hub's own check, no ".." and no "--", which the cache folder name uses).
 HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
@@ -51,6 +59,29 @@ class LoadedModel:
     backend: str          # "unsloth" | "transformers"
     precision: str        # "bf16" | "fp16" | "fp32"
     source: str           # folder or hub id the weights came from
+
+
+def allowed_remote_code(requested: bool) -> bool:
+    """`trust_remote_code` for a loader: False unless asked for; asked for without this process's
+    permission (REMOTE_CODE_ENV), a ModelError saying how to give it."""
+    if requested and os.environ.get(REMOTE_CODE_ENV) != "1":
+        raise ModelError("model.trust_remote_code is on, but this server (or command) was not "
+                         "started with --trust-remote-code; restart it with that flag if you "
+                         "trust the model's code, or turn the option off")
+    return bool(requested)
+
+
+def require_safetensors(folder: str | Path, weights: str = "*.safetensors") -> None:
+    """A local weights folder holding pickled weights (.bin, .pt...) but no `weights` file is
+    refused: pickles can run code when loaded. Hub ids and missing folders pass (loading checks)."""
+    path = Path(folder)
+    if not path.is_dir() or any(path.glob(weights)):
+        return
+    pickled = sorted(p.name for pattern in PICKLED_WEIGHTS for p in path.glob(pattern))
+    if pickled:
+        raise ModelError(f"{path} holds pickled weights ({', '.join(pickled[:3])}) but no "
+                         f"safetensors; GRPO Studio loads only .safetensors weights from a "
+                         f"folder (convert them with save_pretrained(safe_serialization=True))")
 
 
 def is_hub_id(name: str) -> bool:
@@ -154,8 +185,9 @@ def _load_transformers(section: ModelSection, source: str, precision: str) -> An
     from transformers import AutoModelForCausalLM
     # full fine-tuning in fp16 keeps fp32 master weights (the grad scaler cannot unscale fp16)
     weights = "fp32" if section.method == "full" and precision == "fp16" else precision
-    kwargs: dict[str, Any] = {"dtype": torch_dtype(weights),
-                              "trust_remote_code": section.trust_remote_code}
+    require_safetensors(source)
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(weights), "use_safetensors": True,
+                              "trust_remote_code": allowed_remote_code(section.trust_remote_code)}
     if section.method == "qlora":
         from transformers import BitsAndBytesConfig
         kwargs["quantization_config"] = BitsAndBytesConfig(
@@ -171,7 +203,8 @@ def _load_transformers(section: ModelSection, source: str, precision: str) -> An
 def _load_tokenizer(section: ModelSection, source: str) -> Any:
     from transformers import AutoTokenizer
     try:
-        return AutoTokenizer.from_pretrained(source, trust_remote_code=section.trust_remote_code)
+        return AutoTokenizer.from_pretrained(
+            source, trust_remote_code=allowed_remote_code(section.trust_remote_code))
     except OSError as err:
         raise hub_error(section.name, err) from err
 
@@ -189,6 +222,7 @@ def _with_adapter(model: Any, section: ModelSection, init_from: Path | None,
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=gradient_checkpointing)
     if init_from is not None:
+        require_safetensors(init_from, "adapter_model.safetensors")
         return PeftModel.from_pretrained(model, str(init_from), is_trainable=True)
     targets = section.target_modules or default_target_modules(model.config.model_type)
     lora = LoraConfig(r=section.lora_rank, lora_alpha=section.lora_alpha,

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from flask import Flask, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from core.files import PathRefused
 from routes.extensions import socketio
 from routes.i18n import localized_problems
 from services.app import AppServices
@@ -22,8 +23,9 @@ from services.errors import (BadSessionId, ConfigError, ConfigNotFound, ConfigRe
                              CustomRewardNotFound, DatasetError, ExportNotFound,
                              ExportRequestError, JobConflict, RewardError, RunNotFound,
                              TestJobNotFound, TestRequestError, TooManyTests, UploadTooLarge)
-from services.errors import (CachedModelNotFound, DatasetJobNotFound, DatasetNotFound,
-                             DownloadNotFound, ModelAlreadyCached, ModelIdError)
+from services.errors import (CachedModelNotFound, CheckpointNotFound, CheckpointNotResumable,
+                             DatasetJobNotFound, DatasetNotFound, DownloadNotFound,
+                             ModelAlreadyCached, ModelIdError)
 
 log = logging.getLogger("grpo_studio.web")
 
@@ -96,6 +98,8 @@ DOMAIN_ERRORS: tuple[tuple[type[Exception], int], ...] = (
     (UploadTooLarge, 413), (TooManyTests, 429),
     (ModelIdError, 400), (DownloadNotFound, 404), (CachedModelNotFound, 404),
     (ModelAlreadyCached, 409), (DatasetNotFound, 404), (DatasetJobNotFound, 404),
+    (CheckpointNotFound, 404), (CheckpointNotResumable, 409),
+    (PathRefused, 400),
 )
 
 
@@ -122,7 +126,14 @@ def _domain_handler(status: int) -> Any:
 
 
 def _too_large(err: RequestEntityTooLarge) -> Any:
-    limit = current_app.config.get("MAX_UPLOAD_BYTES") or 0
+    """Over the request size limit (an upload), or a form over its field limits."""
+    config = current_app.config
+    if request.content_length is not None and \
+            request.content_length <= (config.get("MAX_CONTENT_LENGTH") or 0):
+        message = (f"the form has more than {config.get('MAX_FORM_PARTS')} fields or a field "
+                   f"larger than {human_size(config.get('MAX_FORM_MEMORY_SIZE') or 0)}")
+        return error_response(413, message) if wants_json() else _page(413, message)
+    limit = config.get("MAX_UPLOAD_BYTES") or 0
     message = f"the upload is larger than the {human_size(limit)} limit"
     return error_response(413, message, "file") if wants_json() else _page(413, message)
 

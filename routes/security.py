@@ -10,9 +10,15 @@ default (no `cors_allowed_origins="*"`).
 
 Without a token (loopback), the `Host` header must name this machine (localhost, 127.0.0.1, [::1]),
 so a page on another domain that re-resolves its name to 127.0.0.1 (DNS rebinding) is refused,
-requests and Socket.IO handshake alike. With a token, the token is the boundary.
+requests and Socket.IO handshake alike. With a token, the token is the boundary. A Socket.IO
+handshake from another origin is refused like a state-changing request.
 
-Does not: the full checklist (the security issue).
+No request turns on `trust_remote_code`: a state-changing JSON body that sets it anywhere is refused
+(400, naming the field) unless the server was started with `--trust-remote-code`. Static files
+whose path has a hidden (dot) part are never served (404).
+
+Does not: check what a view does with ids and paths (core.files.resolve_inside and the services
+do), or limit request sizes (flask_app.py sets Flask's limits).
 """
 from __future__ import annotations
 
@@ -22,12 +28,15 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, current_app, redirect, render_template, request, url_for
 
+from core.files import PathRefused, resolve_inside
 from routes.common import error_response, safe_next, wants_json
 
 COOKIE = "grpo_studio_token"
 OPEN_ENDPOINTS = ("static", "security.login")
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]", "::1")
+REMOTE_CODE_KEY = "trust_remote_code"
+MAX_DEPTH = 16
 
 bp = Blueprint("security", __name__)
 
@@ -59,13 +68,56 @@ def check_request() -> Any:
                                    "http://localhost or http://127.0.0.1)")
     if request.method in UNSAFE_METHODS and foreign_origin():
         return error_response(403, "refused: the request comes from another site")
-    if not current_app.config.get("ACCESS_TOKEN") or request.endpoint in OPEN_ENDPOINTS:
-        return None
-    if token_matches(request_token()):
-        return None
+    if current_app.config.get("ACCESS_TOKEN") and request.endpoint not in OPEN_ENDPOINTS \
+            and not token_matches(request_token()):
+        return refuse_without_token()
+    if request.endpoint == "static" and hidden_static_file():
+        return error_response(404, "no such file")
+    field = remote_code_field() if request.method in UNSAFE_METHODS else None
+    if field and not current_app.config.get("TRUST_REMOTE_CODE"):
+        return error_response(400, "this server does not run code shipped with a model; restart "
+                                   "it with --trust-remote-code if you trust that code", field)
+    return None
+
+
+def refuse_without_token() -> Any:
     if wants_json():
         return error_response(401, "this server needs its access token (printed at start)")
     return redirect(url_for("security.login", next=request.full_path.rstrip("?")))
+
+
+def hidden_static_file() -> bool:
+    try:
+        resolve_inside(current_app.static_folder, (request.view_args or {}).get("filename", ""))
+    except PathRefused:
+        return True
+    return False
+
+
+def remote_code_field() -> str | None:
+    """The dotted path of a true `trust_remote_code` anywhere in the JSON body, or None."""
+    body = request.get_json(silent=True) if request.is_json else None
+    return _true_key(body, REMOTE_CODE_KEY, "")
+
+
+def _true_key(value: Any, key: str, path: str, depth: int = 0) -> str | None:
+    """Configs are shallow; deeper than MAX_DEPTH the loaders' own gate (core.models) decides."""
+    if depth > MAX_DEPTH:
+        return None
+    if isinstance(value, dict):
+        children = value.items()
+    elif isinstance(value, list):
+        children = ((str(i), v) for i, v in enumerate(value))
+    else:
+        return None
+    for name, child in children:
+        where = f"{path}.{name}" if path else str(name)
+        if name == key and child not in (False, None):
+            return where
+        found = _true_key(child, key, where, depth + 1)
+        if found:
+            return found
+    return None
 
 
 def foreign_origin() -> bool:
@@ -90,7 +142,10 @@ def login() -> Any:
 
 
 def socket_allowed(auth: Any) -> bool:
-    """The Socket.IO handshake: allowed without a token configured, else with the token."""
+    """The Socket.IO handshake: same origin only; allowed without a token configured, else with
+    the token."""
+    if foreign_origin():
+        return False
     if not current_app.config.get("ACCESS_TOKEN"):
         return known_host()
     given = auth.get("token") if isinstance(auth, dict) else None

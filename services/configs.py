@@ -1,7 +1,8 @@
 """Saved configurations and the shipped examples.
 
 Guarantees: a saved config's name is a label, never a path: the file is `configs/saved/<id>.json`
-with a server-chosen id derived from the name, written atomically, holding `{"name", "saved_at",
+with a server-chosen id derived from the name, resolved inside the folder (a symlink leading out
+is refused, core.files.resolve_inside), written atomically, holding `{"name", "saved_at",
 "config"}`; saving the same name again replaces it; a config is validated before it is saved and
 saved exactly as validated, so starting from it reproduces it. Shipped examples
 (`configs/examples/*.json`) are listed as `examples/<stem>` and are read-only.
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import ConfigError, RunConfig, validate_config
-from core.files import read_json, write_json_atomic
+from core.files import read_json, resolve_inside, write_json_atomic
 from core.run_dir import now_iso
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "configs" / "examples"
@@ -64,7 +65,7 @@ class ConfigLibrary:
         name = check_name(name)
         cfg: RunConfig = validate_config(config)
         entry = {"name": name, "saved_at": now_iso(), "config": cfg.model_dump(mode="json")}
-        write_json_atomic(self.saved_dir / f"{file_id(name)}.json", entry)
+        write_json_atomic(self._saved_path(name), entry)
         return entry
 
     def load(self, name: str) -> dict[str, Any]:
@@ -72,7 +73,7 @@ class ConfigLibrary:
             path = self._example_path(name)
             config = json.loads(path.read_text(encoding="utf-8"))
             return {"name": name, "config": config, "read_only": True}
-        entry = read_json(self.saved_dir / f"{file_id(name)}.json")
+        entry = read_json(self._saved_path(name))
         if not entry or entry.get("name") != name:
             raise ConfigNotFound(f"no saved config named {name!r}")
         return {**entry, "read_only": False}
@@ -80,7 +81,7 @@ class ConfigLibrary:
     def delete(self, name: str) -> None:
         if name.startswith(EXAMPLE_PREFIX):
             raise ConfigReadOnly(f"{name!r} is a shipped example and cannot be deleted")
-        path = self.saved_dir / f"{file_id(name)}.json"
+        path = self._saved_path(name)
         entry = read_json(path)
         if not entry or entry.get("name") != name:
             raise ConfigNotFound(f"no saved config named {name!r}")
@@ -99,10 +100,17 @@ class ConfigLibrary:
                     for p in sorted(self.examples_dir.glob("*.json"))]
         return {"saved": saved, "examples": examples}
 
+    def _saved_path(self, name: str) -> Path:
+        """The file of a saved config: a server-chosen id, resolved inside the folder (a symlink
+        leading out of it is refused as ValueError)."""
+        return resolve_inside(self.saved_dir, f"{file_id(name)}.json")
+
     def _example_path(self, name: str) -> Path:
         stem = name[len(EXAMPLE_PREFIX):]
-        path = self.examples_dir / f"{stem}.json"
-        if not re.fullmatch(r"[A-Za-z0-9_-]+", stem) or not path.is_file():
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", stem):
+            raise ConfigNotFound(f"no shipped example named {name!r}")
+        path = resolve_inside(self.examples_dir, f"{stem}.json")
+        if not path.is_file():
             raise ConfigNotFound(f"no shipped example named {name!r}")
         return path
 

@@ -3,6 +3,7 @@
 from core.config import ConfigError
 from core.datasets import DatasetError
 from rewards import RewardError
+from services.checkpoints import CheckpointNotFound, CheckpointNotResumable
 from services.configs import ConfigNotFound, ConfigReadOnly
 from services.dataset_jobs import DatasetJobNotFound
 from services.datasets import DatasetNotFound, UploadTooLarge
@@ -19,4 +20,4 @@ __all__ = ["ConfigError", "DatasetError", "RewardError", "ConfigNotFound", "Conf
            "UploadTooLarge", "BadSessionId", "JobConflict", "RunNotFound", "CustomRewardNotFound", "TooManyTests", "ExportNotFound",
            "ExportRequestError", "TestJobNotFound", "TestRequestError", "ModelIdError",
            "ModelAlreadyCached", "DownloadNotFound", "CachedModelNotFound", "DatasetNotFound",
-           "DatasetJobNotFound"]
+           "DatasetJobNotFound", "CheckpointNotFound", "CheckpointNotResumable"]

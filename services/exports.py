@@ -3,11 +3,12 @@ report its progress, list, download and delete them.
 
 Guarantees: every export is a folder `<exports root>/<export_id>/` whose `export.json` (written by
 core.export) is the source of truth; the server-chosen id is the only handle a client gets; a file
-is downloaded by export id and a name listed in that export's `files`, never by a client-given
-path. Exports run one at a time in `python -m core.export <dir>` worker processes (in their own
-session, log in `export.log`), in the order they were asked for; progress changes are published as
-`export_progress`. An export whose worker died without finishing is shown as failed, with the
-exit status. Deleting a running export stops its worker first.
+is downloaded by export id and a name listed in that export's `files`, never by a client-given path,
+both resolved by core.files.resolve_inside (a symlink leading out of the exports root, or a hidden
+file, is never served). Exports run one at a time in `python -m core.export <dir>` worker processes
+(in their own session, log in `export.log`), in the order they were asked for; progress changes are
+published as `export_progress`. An export whose worker died without finishing is shown as failed,
+with the exit status. Deleting a running export stops its worker first.
 
 Does not: import torch or core.export's heavy parts (the worker does the work), verify exports
 itself (the worker only reports `done` after verification).
@@ -27,7 +28,7 @@ from typing import Any, Callable
 
 from core.export.request import (EXPORT_ID, STATE_FILE, ExportRequestError, create_export,
                                  normalize_quantization)
-from core.files import read_json, write_json_atomic
+from core.files import PathRefused, read_json, resolve_inside, write_json_atomic
 from core.run_dir import now_iso, pid_alive
 from services.runs import RunStore
 
@@ -60,7 +61,10 @@ class Exports:
     def folder(self, export_id: str) -> Path:
         if not isinstance(export_id, str) or not EXPORT_ID.match(export_id):
             raise ExportNotFound(f"no export {export_id!r}")
-        path = self.root / export_id
+        try:
+            path = resolve_inside(self.root, export_id)
+        except PathRefused:  # e.g. a symlink to a folder elsewhere
+            raise ExportNotFound(f"no export {export_id!r}") from None
         if not (path / STATE_FILE).is_file():
             raise ExportNotFound(f"no export {export_id!r}")
         return path
@@ -88,8 +92,11 @@ class Exports:
         listed = {f.get("name") for f in state.get("files") or [] if isinstance(f, dict)}
         if name not in listed:
             raise ExportNotFound(f"export {export_id!r} has no file {name!r}")
-        path = (self.root / export_id / name).resolve()
-        if not path.is_relative_to((self.root / export_id).resolve()) or not path.is_file():
+        try:
+            path = resolve_inside(self.folder(export_id), name)
+        except PathRefused:
+            path = None
+        if path is None or not path.is_file():
             raise ExportNotFound(f"export {export_id!r} has no file {name!r}")
         return path
 

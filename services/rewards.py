@@ -3,10 +3,11 @@ reward tests run out of the web process.
 
 Guarantees: a custom reward is saved under its name, which is also its id, the file name and the
 name training logs it under (`rewards/<name>/mean`); names are checked (letters, digits, `_`, `-`;
-never a path, never a preset's id) and the source is parsed — never run — before it is written,
-atomically; saving the same name replaces it. A reward test runs in a child process
-(`python -m rewards.evaluate`) with a deadline, so the web process never executes reward code,
-user-written or not, and stays responsive whatever the reward does.
+never a path, never a preset's id), the file resolved inside the library's folder
+(core.files.resolve_inside: a symlink leading out is refused), and the source is parsed — never run
+— before it is written, atomically; saving the same name replaces it. A reward test runs in a child
+process (`python -m rewards.evaluate`) with a deadline, so the web process never executes reward
+code, user-written or not, and stays responsive whatever the reward does.
 
 Does not: import Flask; sandbox anything itself (rewards/sandbox.py does, inside the child).
 """
@@ -21,7 +22,7 @@ from typing import Any, BinaryIO
 
 from core.config import DatasetSection
 from core.datasets import detect_mapping, to_example
-from core.files import read_json, write_json_atomic
+from core.files import PathRefused, read_json, resolve_inside, write_json_atomic
 from core.run_dir import now_iso
 from rewards import RewardError, get_spec
 from rewards.custom import check_name
@@ -79,9 +80,9 @@ class CustomRewardLibrary:
     def _path(self, name: Any) -> Path:
         try:
             check_name(name if isinstance(name, str) else "")
-        except RewardError as err:
+            return resolve_inside(self.folder, f"{name}.json")
+        except (RewardError, PathRefused) as err:
             raise RewardRequestError(str(err), "name") from None
-        return self.folder / f"{name}.json"
 
     def list(self) -> list[dict[str, Any]]:
         found = []

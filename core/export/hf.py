@@ -39,8 +39,10 @@ def chat_messages(system_prompt: str | None, question: str = SAMPLE_QUESTION) ->
 def load_tokenizer(src: ModelSource) -> Any:
     """The tokenizer with the chat template the run trained with."""
     from transformers import AutoTokenizer
-    tokenizer = AutoTokenizer.from_pretrained(src.tokenizer_dir,
-                                              trust_remote_code=src.trust_remote_code)
+
+    from core.models import allowed_remote_code
+    tokenizer = AutoTokenizer.from_pretrained(
+        src.tokenizer_dir, trust_remote_code=allowed_remote_code(src.trust_remote_code))
     if src.chat_template:
         tokenizer.chat_template = src.chat_template
     if not tokenizer.chat_template:
@@ -58,10 +60,15 @@ def load_model(folder: Path, src: ModelSource, adapter: Path | None = None) -> A
     """fp32 on CPU: exports compare logits, and merging in low precision loses the adapter."""
     import torch
     from transformers import AutoModelForCausalLM
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32,
-                                                 trust_remote_code=src.trust_remote_code)
+
+    from core.models import allowed_remote_code, require_safetensors
+    require_safetensors(folder)
+    model = AutoModelForCausalLM.from_pretrained(
+        folder, dtype=torch.float32, use_safetensors=True,
+        trust_remote_code=allowed_remote_code(src.trust_remote_code))
     if adapter is not None:
         from peft import PeftModel
+        require_safetensors(adapter, "adapter_model.safetensors")
         model = PeftModel.from_pretrained(model, str(adapter))
     return model.eval()
 
@@ -229,7 +236,9 @@ def _load_bnb(folder: Path, src: ModelSource, quant: str | None) -> Any:
     elif quant == "nf4":
         options["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)
-    model = AutoModelForCausalLM.from_pretrained(folder, device_map=_device(),
-                                                 trust_remote_code=src.trust_remote_code,
-                                                 **options)
+    from core.models import allowed_remote_code, require_safetensors
+    require_safetensors(folder)
+    model = AutoModelForCausalLM.from_pretrained(
+        folder, device_map=_device(), use_safetensors=True,
+        trust_remote_code=allowed_remote_code(src.trust_remote_code), **options)
     return model.eval()

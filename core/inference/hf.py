@@ -160,10 +160,14 @@ def load_hf(resolved: Resolved, precision: str = "auto") -> HFModel:
 def _load_model(resolved: Resolved, source: str, dtype: Any) -> Any:
     from transformers import AutoModelForCausalLM
 
-    from core.models import hub_error
+    from core.models import ModelError, allowed_remote_code, hub_error, require_safetensors
     try:
+        require_safetensors(source)
         return AutoModelForCausalLM.from_pretrained(
-            source, dtype=dtype, trust_remote_code=resolved.trust_remote_code)
+            source, dtype=dtype, use_safetensors=True,
+            trust_remote_code=allowed_remote_code(resolved.trust_remote_code))
+    except ModelError as err:
+        raise InferenceError(str(err), "model.path") from None
     except OSError as err:
         raise InferenceError(str(hub_error(resolved.path, err)), "model.path") from err
     except ValueError as err:  # an architecture transformers does not know, a broken config
@@ -173,10 +177,12 @@ def _load_model(resolved: Resolved, source: str, dtype: Any) -> Any:
 
 def _load_tokenizer(resolved: Resolved, source: str) -> Any:
     from transformers import AutoTokenizer
+
+    from core.models import allowed_remote_code
     adapter = Path(resolved.adapter) if resolved.adapter else None
     folder = str(adapter) if adapter and (adapter / "tokenizer_config.json").is_file() else source
-    tokenizer = AutoTokenizer.from_pretrained(folder,
-                                              trust_remote_code=resolved.trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(
+        folder, trust_remote_code=allowed_remote_code(resolved.trust_remote_code))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -184,6 +190,12 @@ def _load_tokenizer(resolved: Resolved, source: str) -> Any:
 
 def _apply_adapter(model: Any, resolved: Resolved) -> Any:
     from peft import PeftModel
+
+    from core.models import ModelError, require_safetensors
+    try:
+        require_safetensors(resolved.adapter, "adapter_model.safetensors")
+    except ModelError as err:
+        raise InferenceError(str(err), "model.adapter") from None
     try:
         return PeftModel.from_pretrained(model, resolved.adapter)
     except (RuntimeError, ValueError, KeyError) as err:  # shapes or modules that do not match
