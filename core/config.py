@@ -57,7 +57,9 @@ MESSAGES = {
     "needs_cuda": "%(what)s needs an NVIDIA GPU with CUDA; use %(instead)s on this machine",
     "two_validation_sets": "a validation file and validation_split %(fraction)s both hold out "
                            "rows; set validation_split to 0 to use the file, or clear the file",
-    "multi_gpu": "multi-GPU launch is not supported yet; choose one GPU in compute.gpu_ids",
+    "multi_gpu": "training on several GPUs at once is not supported yet (the launch command is "
+                 "built, but the worker does not coordinate its processes); choose one GPU in "
+                 "compute.gpu_ids",
 }
 
 

@@ -2,8 +2,9 @@
 
 Guarantees: `state.json` is only ever replaced atomically; `events.jsonl` is only appended to, one
 JSON object per line with `type` and `time`; a checkpoint counts only once `checkpoint.json` (written
-after the trainer finished saving it) is inside; `metric_history` gives each step once, even after a
-resume replayed steps that had been logged after the checkpoint it resumed from.
+after the trainer finished saving it) is inside, and a symlinked checkpoint folder never counts;
+`metric_history` gives each step once, even after a resume replayed steps that had been logged
+after the checkpoint it resumed from.
 
 Does not: start or watch processes (services/jobs.py and core/worker.py do), import torch.
 """
@@ -13,6 +14,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -107,9 +109,11 @@ class RunDir:
 
     # checkpoints --------------------------------------------------------------------------
     def complete_checkpoints(self, phase: str) -> list[Path]:
-        """Complete checkpoints of `phase`, oldest first."""
+        """Complete checkpoints of `phase`, oldest first: folders the trainer wrote, never a
+        symlink (which may lead out of the run)."""
         root = self.checkpoints_dir(phase)
-        found = [p for p in root.glob("checkpoint-*") if (p / CHECKPOINT_MARKER).is_file()]
+        found = [p for p in root.glob("checkpoint-*")
+                 if not p.is_symlink() and (p / CHECKPOINT_MARKER).is_file()]
         return sorted(found, key=checkpoint_step)
 
     def newest_checkpoint(self, phase: str) -> Path | None:
@@ -117,12 +121,19 @@ class RunDir:
         return found[-1] if found else None
 
     def remove_incomplete_checkpoints(self, phase: str) -> list[Path]:
-        import shutil
         removed = [p for p in self.checkpoints_dir(phase).glob("checkpoint-*")
                    if not (p / CHECKPOINT_MARKER).is_file()]
         for p in removed:
             shutil.rmtree(p, ignore_errors=True)
         return removed
+
+
+def remove_checkpoint(folder: Path) -> None:
+    """Delete a checkpoint folder, its marker first: a crash half-way leaves an incomplete
+    checkpoint (never listed; a worker removes those of its phase when it starts), never one that
+    looks complete."""
+    (folder / CHECKPOINT_MARKER).unlink(missing_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def checkpoint_step(path: Path) -> int:

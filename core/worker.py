@@ -1,7 +1,8 @@
 """The training worker: `python -m core.worker outputs/<run_id>` runs one run to its end.
 
 Guarantees: state.json moves queued/interrupted/paused -> running -> completed | paused | cancelled
-| failed, written atomically, with `pid`, `started_at`, `finished_at`; each change is also a `status`
+| failed, written atomically, with `pid`, `started_at`, `finished_at` and `measured` (this session's
+wall seconds and peak memory, beside the launch's estimate.json); each change is also a `status`
 event; a failure ends `failed` with a one-line `error` (core/errors.py), the traceback in
 worker.log. SIGTERM/SIGINT stop with a checkpoint, SIGUSR1 pauses (core/training/control.py).
 Started by the web server (`GRPO_STUDIO_PARENT_PID` set), the worker pauses with a checkpoint when
@@ -12,19 +13,19 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import sys
 import threading
 import time
 import traceback
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 from core.config import load_config
 from core.errors import describe_error
+from core.launch import PARENT_ENV, worker_gpu_environment
 from core.run_dir import CLEAN_END_STATUSES, RunDir, now_iso, pid_alive
 from core.training.control import PAUSE, RunControl
-
-PARENT_ENV = "GRPO_STUDIO_PARENT_PID"
 
 log = logging.getLogger("grpo_studio.worker")
 
@@ -46,8 +47,10 @@ def run_worker(run: RunDir, control: RunControl | None = None) -> str:
     """Run (or resume) the run in this process; the final status."""
     check_startable(run)
     control = control or RunControl()
+    started = time.monotonic()
     run.update_state(status="running", pid=os.getpid(), started_at=now_iso(), finished_at=None,
-                     error=None)
+                     error=None, measured=None, eta_generation_seconds=None,
+                     eta_update_seconds=None)
     run.append_event("status", status="running")
     error = None
     try:
@@ -57,19 +60,28 @@ def run_worker(run: RunDir, control: RunControl | None = None) -> str:
         error = describe_error(err, state.get("phase"), state.get("step"))
         status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
         log.error("run failed: %s\n%s", error, traceback.format_exc())
-    run.update_state(status=status, error=error, finished_at=now_iso(), eta_seconds=None)
+    run.update_state(status=status, error=error, finished_at=now_iso(), eta_seconds=None,
+                     measured=measured_usage(started))
     run.append_event("status", status=status, **({"error": error} if error else {}))
     return status
 
 
+def measured_usage(started: float) -> dict[str, Any]:
+    """What this worker session used, for the run's record beside the estimate made at launch:
+    wall seconds, peak resident memory, and the GPU's peak reserved memory when CUDA was used."""
+    found: dict[str, Any] = {"seconds": round(time.monotonic() - started, 1),
+                             "peak_ram_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                             * 1024}
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        found["peak_gpu_bytes"] = int(torch.cuda.max_memory_reserved())
+    return found
+
+
 def _train(run: RunDir, control: RunControl) -> str:
     cfg = load_config(run.config_path)
-    # before torch is imported: one run trains on one GPU (the chosen one, else the first), since
-    # TRL's trainers refuse several GPUs in one process
-    if cfg.compute.gpu_ids:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(cfg.compute.gpu_ids[0])
-    else:
-        os.environ.setdefault("CUDA_VISIBLE_DEVICES", "0")
+    # before torch is imported: the GPUs its launch chose (core/launch.py)
+    os.environ.update(worker_gpu_environment(cfg.compute, os.environ))
     from core.models import import_backend_first
     import_backend_first(cfg.model)
     from core.training.phases import run_training  # heavy imports only once the run starts

@@ -2,6 +2,8 @@
 run's room, and the connection check."""
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any
 
 from flask import Blueprint, Flask, jsonify
@@ -14,6 +16,7 @@ from services.runs import RunNotFound
 from services.system import system_status
 
 bp = Blueprint("system", __name__)
+log = logging.getLogger("grpo_studio.system")
 
 
 @bp.get("/api/system/status")
@@ -44,10 +47,16 @@ def leave_session(data: Any) -> dict[str, Any]:
     return {"ok": True}
 
 
-def start_system_updates(app: Flask, every_seconds: float) -> None:
-    """Push `system_update` to every client every few seconds, in a background task."""
+def start_system_updates(app: Flask, every_seconds: float) -> threading.Event:
+    """Push `system_update` to every client every few seconds, in a background task, until the
+    returned event is set. One failed reading is logged and skipped, never the end of the pushes."""
+    stop = threading.Event()
+
     def loop() -> None:
-        while True:
-            socketio.sleep(every_seconds)
-            socketio.emit("system_update", system_status())
+        while not stop.wait(every_seconds):
+            try:
+                socketio.emit("system_update", system_status())
+            except Exception:
+                log.exception("system_update")
     socketio.start_background_task(loop)
+    return stop

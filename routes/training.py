@@ -6,8 +6,11 @@ from typing import Any
 from flask import Blueprint, jsonify, render_template, request
 
 from core.config import validate_config
-from routes.common import BadRequest, int_arg, json_body, services
+from routes.common import BadRequest, error_response, int_arg, json_body, services
 from routes.i18n import localized_problems
+from services.estimates import CalibrationBusy, CalibrationFailed
+
+BUSY_STATUSES = ("queued", "running", "stopping", "pausing")
 
 bp = Blueprint("training", __name__)
 
@@ -40,17 +43,60 @@ def start() -> Any:
     session_id = body.get("session_id")
     if session_id is not None and not isinstance(session_id, str):
         raise BadRequest("session_id must be a string", field="session_id")
-    run = services().jobs.submit(config, session_id, queue=body.get("queue", True) is not False)
+    svc = services()
+    estimate_now = svc.estimates.at_launch(config)
+    run = svc.jobs.submit(config, session_id, queue=body.get("queue", True) is not False)
+    svc.estimates.record(run.path, estimate_now)
     return jsonify({"session_id": run.run_id}), 202
 
 
-def _control(action: str) -> Any:
-    session_id = json_body().get("session_id")
+@bp.post("/api/training/estimate")
+def estimate() -> Any:
+    """Peak memory by part, and time once this machine is calibrated for the model."""
+    return jsonify(services().estimates.estimate(_config_of(json_body())))
+
+
+@bp.post("/api/training/calibrate")
+def calibrate() -> Any:
+    """Measure the config's model on this machine (seconds to a minute), then estimate."""
+    svc = services()
+    config = _config_of(json_body())
+    try:
+        if any(s.get("status") in BUSY_STATUSES for s in (svc.runs.listing(r)
+                                                          for r in svc.runs.runs())):
+            raise CalibrationBusy("a run is training or waiting to; measure when it has ended, "
+                                  "so that neither disturbs the other")
+        return jsonify(svc.estimates.calibrate(config))
+    except CalibrationFailed as err:
+        status = 409 if isinstance(err, CalibrationBusy) else 500
+        return error_response(status, str(err), err.field)
+
+
+def _config_of(body: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(body.get("config"), dict):
+        raise BadRequest("the body needs a 'config' object", field="config")
+    return body["config"]
+
+
+def _session_id(body: dict[str, Any]) -> str:
+    session_id = body.get("session_id")
     if not isinstance(session_id, str) or not session_id:
         raise BadRequest("the body needs the run's 'session_id'", field="session_id")
+    return session_id
+
+
+def _optional_text(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
+        raise BadRequest(f"{name} must be text (a name from the run's checkpoint list)",
+                         field=name)
+    return value
+
+
+def _control(action: str) -> Any:
+    session_id = _session_id(json_body())
     status = getattr(services().jobs, action)(session_id)
-    return jsonify({"session_id": session_id, "status": status}), \
-        202 if action == "resume" else 200
+    return jsonify({"session_id": session_id, "status": status}), 200
 
 
 @bp.post("/api/training/stop")
@@ -65,7 +111,13 @@ def pause() -> Any:
 
 @bp.post("/api/training/resume")
 def resume() -> Any:
-    return _control("resume")
+    """From the newest complete checkpoint, or from `checkpoint` (a name from the run's
+    checkpoint list, `phase` when two phases use the name): its phase's later ones are deleted."""
+    body = json_body()
+    session_id = _session_id(body)
+    status = services().jobs.resume(session_id, _optional_text(body, "checkpoint"),
+                                    _optional_text(body, "phase"))
+    return jsonify({"session_id": session_id, "status": status}), 202
 
 
 @bp.get("/api/training/sessions")
@@ -115,3 +167,11 @@ def logs(run_id: str) -> Any:
 def checkpoints(run_id: str) -> Any:
     svc = services()
     return jsonify({"checkpoints": svc.runs.checkpoints(svc.runs.run(run_id))})
+
+
+@bp.delete("/api/training/<run_id>/checkpoints/<name>")
+def delete_checkpoint(run_id: str, name: str) -> Any:
+    """Delete one complete checkpoint (`?phase=` when two phases use the name); refused (409)
+    while the run is running or queued."""
+    entry = services().jobs.delete_checkpoint(run_id, name, request.args.get("phase") or None)
+    return jsonify({"deleted": entry["name"], "phase": entry["phase"]})

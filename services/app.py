@@ -15,6 +15,8 @@ from services.dataset_catalog import CatalogDownloads
 from services.dataset_jobs import DatasetJobs
 from services.dataset_tools import DatasetTools
 from services.datasets import DatasetLibrary
+from services.child_downloads import REPO_ROOT
+from services.estimates import Estimates
 from services.exports import Exports
 from services.inference import InferenceClient
 from services.jobs import Jobs, Publish
@@ -40,6 +42,7 @@ class AppServices:
     dataset_tools: DatasetTools
     dataset_jobs: DatasetJobs
     dataset_catalog: CatalogDownloads
+    estimates: Estimates
 
     @classmethod
     def build(cls, outputs: Path, saved_configs: Path, uploads: Path, max_upload_bytes: int,
@@ -57,7 +60,8 @@ class AppServices:
                    inference=inference, tester=ModelTester(selector, inference),
                    test_jobs=TestJobs(test_results, runs, selector, inference, publish,
                                       protected),
-                   model_cache=ModelCache(publish))
+                   model_cache=ModelCache(publish),
+                   estimates=Estimates(datasets, REPO_ROOT))
 
     def start(self) -> None:
         self.jobs.start()

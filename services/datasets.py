@@ -37,8 +37,8 @@ from typing import Any, BinaryIO, Iterator
 from core.config import DatasetSection, TemplateSection, validate_section
 from core.datasets import (BUILTIN_DIR, DatasetError, builtin_path, detect_mapping,
                            format_response, hub_failure, to_example, with_system_prompt)
-from core.files import read_json, resolve_inside, write_json_atomic
-from core.formats import READABLE, head_rows, iter_records
+from core.files import PathRefused, read_json, resolve_inside, write_json_atomic
+from core.formats import READABLE, count_rows, head_rows, iter_records
 from core.formats.readers import unit_of
 from core.run_dir import now_iso
 from services.catalog import DATASETS, builtin_datasets, catalog_dataset
@@ -102,12 +102,23 @@ class DatasetLibrary:
 
     def _meta(self, upload_id: Any) -> dict[str, Any]:
         meta = None
-        if isinstance(upload_id, str) and UPLOAD_ID.fullmatch(upload_id):
+        if isinstance(upload_id, str) and UPLOAD_ID.fullmatch(upload_id) \
+                and self._inside(self._meta_path(upload_id).name):
             meta = read_json(self._meta_path(upload_id), default=None)
-        if not isinstance(meta, dict) or not (self.uploads_dir / meta.get("file", "")).is_file():
+        if not isinstance(meta, dict) or not isinstance(meta.get("file"), str) \
+                or not self._inside(meta["file"]) \
+                or not (self.uploads_dir / meta["file"]).is_file():
             raise DatasetNotFound(f"no uploaded dataset with id {upload_id!r}; it may have been "
                                   "deleted (reload the list)")
         return meta
+
+    def _inside(self, name: str) -> bool:
+        """Whether `name` is a file of the uploads folder itself (never a symlink leading out)."""
+        try:
+            resolve_inside(self.uploads_dir, name)
+        except PathRefused:
+            return False
+        return True
 
     def _meta_path(self, upload_id: str) -> Path:
         return self.uploads_dir / f"{upload_id}{META_SUFFIX}"
@@ -347,6 +358,33 @@ class DatasetLibrary:
                 "reference": example.reference,
                 "template_source": "config" if template.chat_template else
                 ("model" if chat_template else None)}
+
+    def head_rows_of(self, section: DatasetSection, count: int) -> list[dict[str, Any]]:
+        """The first `count` rows of a bundled sample, an upload or a hub dataset."""
+        return self._head(section, count)
+
+    def formatted_texts(self, cfg: Any, row: dict[str, Any], model_dir: Path) -> tuple[str, str]:
+        """(prompt string, SFT target) of one row as training formats them (a config's template
+        and mapping, the model's chat template)."""
+        example = to_example(row, detect_mapping(list(row), cfg.dataset.mapping))
+        messages = with_system_prompt(cfg.template, example.prompt_messages)
+        chat_template = cfg.template.chat_template or _model_chat_template(model_dir)
+        prompt = _render(chat_template, messages) if chat_template else \
+            "\n".join(m["content"] for m in messages)
+        return prompt, format_response(example.response, cfg.template)
+
+    def rows_of(self, section: DatasetSection) -> int | None:
+        """How many rows training will read, when known without reading the file: a bundled
+        sample's, an upload's counted rows, a catalog dataset's (capped by max_samples)."""
+        rows = None
+        if section.source == "builtin":
+            rows = count_rows(builtin_path(section.path))
+        elif section.source == "hub":
+            rows = (catalog_dataset(section.path) or {}).get("rows")
+        else:
+            listed = [u for u in self.uploads() if u["path"] == str(Path(section.path).resolve())]
+            rows = listed[0].get("rows") if listed else None
+        return min(rows, section.max_samples) if rows and section.max_samples else rows
 
     def _head(self, section: DatasetSection, count: int) -> list[dict[str, Any]]:
         if section.source == "hub":

@@ -13,10 +13,16 @@ Guarantees:
 - Stop sends SIGTERM to the worker's process group (checkpoint, `cancelled`); a second Stop while it
   is stopping kills the group at once (SIGKILL: the newest complete checkpoint stays). Pause sends
   SIGUSR1 (checkpoint, `paused`); Resume queues the run again and the worker continues from its
-  newest complete checkpoint;
+  newest complete checkpoint, or from a chosen one (the later checkpoints of its phase are deleted
+  first, services/checkpoints.py); a checkpoint is deleted only while the run has no worker and
+  is not queued;
+- a worker is started by the command of core/launch.py (one process pinned to its GPU, or
+  `accelerate launch` across several); a device is one GPU, and a run holds every GPU it chose,
+  so runs start together only on disjoint GPUs;
 - workers are told the server's pid and pause by themselves when the server dies (core/worker.py);
-- a worker that dies without writing its end (killed, out of memory) is marked `interrupted` with
-  its exit status named.
+- a worker that dies without writing its end (killed, out of memory) is marked `failed` (resumable)
+  within a watcher tick, with its exit status or signal named, and whatever is left of its process
+  group is killed, so nothing of it outlives it.
 
 Does not: import Flask or torch, or decide what a client may do (routes check the request).
 """
@@ -34,10 +40,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from core.config import RunConfig
+from pydantic import ValidationError
+
+from core.config import ComputeSection, RunConfig
 from core.files import read_json
+from core.launch import worker_command
 from core.run_dir import FINAL_STATUSES, RunDir, create_run, now_iso, pid_alive
-from core.worker import PARENT_ENV
+from services.checkpoints import delete_checkpoint, rewind_to_checkpoint
 from services.runs import RunStore, valid_run_id
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -98,15 +107,19 @@ class Worker:
         return None if pid_alive(self.pid) and _is_worker_of(self.pid, self.run) else -1
 
 
+ETA_KEYS = ("eta_seconds", "eta_generation_seconds", "eta_update_seconds")
+
+
 def socket_message(run_id: str, event: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The Socket.IO event name and payload for one events.jsonl record."""
     kind = event.get("type")
     if kind == "metric":
-        meta = ("type", "time", "step", "phase", "total_steps", "eta_seconds")
+        meta = ("type", "time", "step", "phase", "total_steps", *ETA_KEYS)
         return "training_update", {
             "session_id": run_id, "step": event.get("step"), "phase": event.get("phase"),
-            "total_steps": event.get("total_steps"), "eta_seconds": event.get("eta_seconds"),
-            "time": event.get("time"),
+            "total_steps": event.get("total_steps"), "time": event.get("time"),
+            **{key: event[key] for key in ETA_KEYS if key in event},
+            "eta_seconds": event.get("eta_seconds"),
             "metrics": {k: v for k, v in event.items() if k not in meta}}
     if kind == "sample":
         return "training_sample", {"session_id": run_id, **event}
@@ -188,7 +201,8 @@ class Jobs:
                              "and '-' (at most 128)")
         with self._lock:
             device = _device(config.compute.gpu_ids)
-            if not queue and (self._busy(device) or any(d == device for _, d in self.queue)):
+            if not queue and (self._busy(device) or any(_overlap(d, device)
+                                                         for _, d in self.queue)):
                 raise JobConflict(f"device {device} is busy and queueing is off")
             try:
                 run = create_run(config, self.store.outputs, run_id=run_id)
@@ -228,15 +242,31 @@ class Jobs:
                 return "paused"
             raise JobConflict(f"run {run_id} is {status}; only a running or queued run pauses")
 
-    def resume(self, run_id: str) -> str:
+    def resume(self, run_id: str, checkpoint: str | None = None,
+               phase: str | None = None) -> str:
+        """Queue the run again; with `checkpoint` (a name from its checkpoint list, of `phase`
+        when given) it continues from that one: the later checkpoints of its phase are deleted."""
         with self._lock:
             run, status = self._run_status(run_id)
             if run_id in self.workers or status not in RESUMABLE:
                 raise JobConflict(f"run {run_id} is {status}; only a paused, interrupted, "
                                   "cancelled or failed run can be resumed")
+            if checkpoint is not None:
+                rewind_to_checkpoint(self.store, run, checkpoint, phase)
             self._set_status(run, "queued", queued_at=queue_stamp())
             self.queue.append((run_id, device_of(run)))
             return "queued"
+
+    def delete_checkpoint(self, run_id: str, name: str,
+                          phase: str | None = None) -> dict[str, Any]:
+        """Delete one complete checkpoint of a run that has no worker and is not queued (a
+        worker may be writing or about to resume from it); its listing entry."""
+        with self._lock:
+            run, status = self._run_status(run_id)
+            if run_id in self.workers or status in LIVE + ("queued",):
+                raise JobConflict(f"run {run_id} is {status}; pause or stop it before deleting "
+                                  "a checkpoint")
+            return delete_checkpoint(self.store, run, name, phase)
 
     # reading ----------------------------------------------------------------------------------
     def queued(self) -> list[str]:
@@ -265,7 +295,7 @@ class Jobs:
         self.queue = [(r, d) for r, d in self.queue if r != run_id]
 
     def _busy(self, device: str) -> bool:
-        return any(w.device == device for w in self.workers.values())
+        return any(_overlap(w.device, device) for w in self.workers.values())
 
     def _schedule(self) -> None:
         for run_id, device in list(self.queue):
@@ -274,13 +304,13 @@ class Jobs:
                 self._launch(self.store.run(run_id), device)
 
     def _launch(self, run: RunDir, device: str) -> None:
-        env = {**os.environ, PARENT_ENV: str(os.getpid()), "PYTHONUNBUFFERED": "1"}
+        argv, added = worker_command(compute_of(run), run.path.resolve(), self.python,
+                                     parent_pid=os.getpid())
         events, worker_log = FileTail(run.events_path), FileTail(run.log_path)
         with run.log_path.open("ab") as log_file:  # catches what happens before the worker's log
             process = subprocess.Popen(
-                [self.python, "-m", "core.worker", str(run.path.resolve())], cwd=REPO_ROOT,
-                env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
-                start_new_session=True)
+                argv, cwd=REPO_ROOT, env={**os.environ, **added}, stdin=subprocess.DEVNULL,
+                stdout=log_file, stderr=log_file, start_new_session=True)
         # the queued status is left to the worker, which writes `running` within a second; until
         # then this entry keeps the device busy, and worker.pid lets a restarted server find it
         (run.path / LAUNCH_PID_FILE).write_text(str(process.pid))
@@ -309,9 +339,11 @@ class Jobs:
                              ("pause", -signal.SIGUSR1)):
             status, error = ("cancelled" if asked == "stop" else "paused"), None
         else:
-            status = "interrupted"
+            status = "failed"
             error = (f"the worker ended without finishing ({exit_reason(code)}); "
                      "see worker.log, then resume")
+            if worker.process is not None:  # a child of ours: its group is still its own
+                self._signal(worker, signal.SIGKILL)  # the rest of its process group goes too
         self._set_status(run, status, error, finished_at=now_iso())
 
     def _set_status(self, run: RunDir, status: str, error: str | None = None,
@@ -349,14 +381,28 @@ def _first(entry: tuple[str, RunDir]) -> tuple[str, str]:
     return entry[0], entry[1].run_id
 
 
-def device_of(run: RunDir) -> str:
+def compute_of(run: RunDir) -> ComputeSection:
+    """The run's compute settings; the defaults when they cannot be read (the worker then names
+    what is wrong with the config)."""
     config = read_json(run.config_path, default={}) or {}
-    return _device((config.get("compute") or {}).get("gpu_ids") or [])
+    try:
+        return ComputeSection.model_validate(config.get("compute") or {})
+    except ValidationError:
+        return ComputeSection()
+
+
+def device_of(run: RunDir) -> str:
+    return _device(compute_of(run).gpu_ids)
 
 
 def _device(gpu_ids: list[int]) -> str:
-    """One run trains at a time per device; a run without gpu_ids uses the first (or the CPU)."""
-    return str(gpu_ids[0]) if gpu_ids else "0"
+    """The GPUs a run holds, as "0" or "0,1": a run without gpu_ids uses the first (or the CPU)."""
+    return ",".join(str(i) for i in gpu_ids) if gpu_ids else "0"
+
+
+def _overlap(device: str, other: str) -> bool:
+    """Whether two runs' devices share a GPU (one run trains at a time per GPU)."""
+    return bool(set(device.split(",")) & set(other.split(",")))
 
 
 def exit_reason(code: int) -> str:

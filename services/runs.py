@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from core.config import ConfigError, load_config
-from core.files import read_json
+from core.files import PathRefused, read_json, resolve_inside
 from core.run_dir import CHECKPOINT_MARKER, RunDir, checkpoint_step, metric_history
 
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -48,6 +48,10 @@ class RunStore:
         """The run directory of `run_id`, or RunNotFound."""
         if not valid_run_id(run_id):
             raise RunNotFound(f"no run {run_id!r}")
+        try:  # a symlinked run folder pointing elsewhere is no run of this store
+            resolve_inside(self.outputs, run_id)
+        except PathRefused:
+            raise RunNotFound(f"no run {run_id!r}") from None
         run = RunDir(self.outputs / run_id)
         if not run.state_path.is_file():
             raise RunNotFound(f"no run {run_id!r}")
@@ -58,7 +62,8 @@ class RunStore:
         if not self.outputs.is_dir():
             return []
         found = [(state, RunDir(p)) for p in self.outputs.iterdir()
-                 if p.is_dir() and valid_run_id(p.name) and (p / "state.json").is_file()
+                 if p.is_dir() and not p.is_symlink() and valid_run_id(p.name)
+                 and (p / "state.json").is_file()
                  and (state := self.state(RunDir(p)))]
         found.sort(key=lambda sr: (sr[0].get("created_at") or "", sr[1].run_id), reverse=True)
         return [run for _, run in found]
@@ -74,8 +79,10 @@ class RunStore:
         return state if isinstance(state, dict) else {}
 
     def details(self, run: RunDir) -> dict[str, Any]:
-        """state.json plus the run's summary and config (as saved: it may no longer validate)."""
-        return {**self.listing(run), "config": self.config(run)}
+        """state.json plus the run's summary, config (as saved: it may no longer validate) and
+        the estimate made at launch (None when none was made)."""
+        estimate = read_json(run.path / "estimate.json", default=None)
+        return {**self.listing(run), "config": self.config(run), "estimate": estimate}
 
     def listing(self, run: RunDir) -> dict[str, Any]:
         """state.json plus best reward, last metrics and active seconds."""
@@ -122,7 +129,8 @@ class RunStore:
         return tail_lines(run.log_path, lines)
 
     def checkpoints(self, run: RunDir) -> list[dict[str, Any]]:
-        """Complete checkpoints of every phase, oldest first, with the metrics at their step."""
+        """Complete checkpoints of every phase, oldest first, with the metrics at their step;
+        `best` marks the one with the highest mean reward (see `best_checkpoint`)."""
         found = []
         for phase in ("pre_training", "sft", "grpo"):
             for path in run.complete_checkpoints(phase):
@@ -132,7 +140,8 @@ class RunStore:
                 found.append({"name": path.name, "phase": phase, "step": checkpoint_step(path),
                               "path": str(path.relative_to(run.path)),
                               "metrics": info.get("metrics") or {}})
-        return found
+        best = best_checkpoint(found)
+        return [{**c, "best": c is best} for c in found]
 
     def config(self, run: RunDir) -> dict[str, Any]:
         return read_json(run.config_path, default={})
@@ -143,6 +152,17 @@ class RunStore:
         except ConfigError as err:
             return err.problems
         return []
+
+
+def best_checkpoint(checkpoints: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The checkpoint whose metrics have the highest mean reward (`reward`), the later one on a
+    tie; None when no checkpoint has a reward (SFT checkpoints have none)."""
+    rewarded = [c for c in checkpoints if _is_number(c["metrics"].get("reward"))]
+    return max(reversed(rewarded), key=lambda c: c["metrics"]["reward"], default=None)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
 
 
 def summarise(events: list[dict[str, Any]]) -> dict[str, Any]:

@@ -2,7 +2,10 @@
 
 Guarantees: `system_status()` always answers; a machine without a GPU, without the NVIDIA driver
 or without `nvidia-ml-py` gives `"gpus": []`, never an error. Values are plain numbers (bytes,
-percent, degrees C, watts) or null where the device does not report them.
+percent, degrees C, watts) or null where the device does not report them (a fan, a power reading
+or a temperature missing on one board leaves the rest of that GPU). GPU indices are NVML's, which
+are also what `compute.gpu_ids` means (the worker is launched with CUDA_DEVICE_ORDER=PCI_BUS_ID,
+core/launch.py).
 
 Does not: import torch (NVML talks to the driver directly) or Flask.
 """
@@ -46,13 +49,14 @@ def _one_gpu(nvml: Any, index: int) -> dict[str, Any]:
             return fn(handle, *args)
         except Exception:  # fans, power and temperature are missing on some boards
             return None
-    memory = nvml.nvmlDeviceGetMemoryInfo(handle)
+    memory = read(nvml.nvmlDeviceGetMemoryInfo)
     util = read(nvml.nvmlDeviceGetUtilizationRates)
     power = read(nvml.nvmlDeviceGetPowerUsage)
     limit = read(nvml.nvmlDeviceGetEnforcedPowerLimit)
     name = nvml.nvmlDeviceGetName(handle)
     return {"index": index, "name": name.decode() if isinstance(name, bytes) else name,
-            "memory_used": memory.used, "memory_total": memory.total,
+            "memory_used": memory.used if memory is not None else None,
+            "memory_total": memory.total if memory is not None else None,
             "utilization": util.gpu if util is not None else None,
             "temperature": read(nvml.nvmlDeviceGetTemperature, nvml.NVML_TEMPERATURE_GPU),
             "fan": read(nvml.nvmlDeviceGetFanSpeed),

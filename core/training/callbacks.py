@@ -1,7 +1,9 @@
 """One TrainerCallback that turns the trainer's life into run-directory records.
 
 - each log record -> a `metric` event with TRL's own keys, plus step, phase, total_steps and
-  eta_seconds; evaluation records -> `eval` events; the end-of-training summary -> `summary`;
+  eta_seconds (for GRPO also `eta_generation_seconds` and `eta_update_seconds`: the time left
+  generating completions, measured around the trainer's `_generate` by a `GenerationClock`, and
+  the rest of each step); evaluation records -> `eval` events; the end-of-training summary -> `summary`;
 - every `sample_every` steps -> `sample` events (prompt, completions, per-reward scores, reference);
 - reward alerts (core/training/alerts.py) -> `alert` events after the log record that raised them;
 - each save -> `checkpoint.json` inside the checkpoint (it is complete only from then on) and a
@@ -30,11 +32,35 @@ SHOWN_KEYS = ("loss", "reward", "reward_std", "kl", "learning_rate", "grad_norm"
 log = logging.getLogger("grpo_studio.training")
 
 
+class GenerationClock:
+    """Seconds a GRPO trainer spends generating completions (its `_generate`, timed)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def wrap(self, trainer: Any) -> Any:
+        generate = getattr(trainer, "_generate", None)
+        if generate is None:  # another TRL: no split, the ETA stays whole
+            log.warning("the trainer has no _generate; the ETA is not split")
+            return trainer
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.monotonic()
+            try:
+                return generate(*args, **kwargs)
+            finally:
+                self.seconds += time.monotonic() - start
+        trainer._generate = timed
+        return trainer
+
+
 class RunEventsCallback(TrainerCallback):
     def __init__(self, run: RunDir, phase: str, control: RunControl,
                  recorder: SampleRecorder | None = None, reward_weights: dict[str, float] | None
-                 = None, sample_every: int = 0, alerts: AlertWatcher | None = None):
+                 = None, sample_every: int = 0, alerts: AlertWatcher | None = None,
+                 clock: GenerationClock | None = None):
         self.run, self.phase, self.run_control = run, phase, control
+        self.clock = clock
         self.recorder, self.reward_weights = recorder, reward_weights or {}
         self.alerts = alerts
         self.sample_every = sample_every
@@ -44,19 +70,29 @@ class RunEventsCallback(TrainerCallback):
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.start_time, self.start_step = time.monotonic(), state.global_step
+        if self.clock is not None:
+            self.clock.seconds = 0.0
         self.run.update_state(phase=self.phase, step=state.global_step,
                               total_steps=state.max_steps)
 
-    def eta_seconds(self, state: Any) -> float | None:
+    def eta(self, state: Any) -> dict[str, float | None]:
+        """`eta_seconds`, and for GRPO its generation and update shares, from the average step
+        so far (None before the first step)."""
         done = state.global_step - self.start_step
         if done <= 0 or not state.max_steps:
-            return None
+            return {"eta_seconds": None}
+        left = max(state.max_steps - state.global_step, 0)
         per_step = (time.monotonic() - self.start_time) / done
-        return round(per_step * max(state.max_steps - state.global_step, 0), 1)
+        eta = {"eta_seconds": round(per_step * left, 1)}
+        if self.clock is not None:
+            generating = min(self.clock.seconds / done, per_step)
+            eta.update(eta_generation_seconds=round(generating * left, 1),
+                       eta_update_seconds=round((per_step - generating) * left, 1))
+        return eta
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         self.run.update_state(step=state.global_step, total_steps=state.max_steps,
-                              eta_seconds=self.eta_seconds(state))
+                              **self.eta(state))
         if self.recorder is not None:
             self._write_samples(state.global_step)
         if self.run_control.request:
@@ -84,8 +120,7 @@ class RunEventsCallback(TrainerCallback):
         shown = " ".join(f"{k}={logs[k]:.4g}" for k in SHOWN_KEYS if isinstance(logs.get(k), float))
         log.info("%s step %s/%s %s", self.phase, state.global_step, state.max_steps, shown)
         self.run.append_event("metric", phase=self.phase, step=state.global_step,
-                              total_steps=state.max_steps, eta_seconds=self.eta_seconds(state),
-                              **logs)
+                              total_steps=state.max_steps, **self.eta(state), **logs)
         if self.alerts is not None:
             self.alerts.observe_metrics(logs)
             for alert in self.alerts.take():

@@ -19,7 +19,7 @@ from core.datasets import (DatasetError, build_grpo_dataset, build_sft_dataset, 
 from core.models import LoadedModel, load_model
 from core.run_dir import RunDir, checkpoint_step
 from core.training.alerts import AlertWatcher
-from core.training.callbacks import RunEventsCallback
+from core.training.callbacks import GenerationClock, RunEventsCallback
 from core.training.control import PAUSE, RunControl
 from core.training.samples import SampleRecorder, TrainingReward
 from core.training.trainers import build_grpo_trainer, build_sft_trainer
@@ -100,9 +100,10 @@ def _build_trainer(run: RunDir, cfg: RunConfig, phase: str, loaded: LoadedModel,
     alerts = AlertWatcher()
     rewards = training_rewards(cfg, dataset, recorder, alerts, protected=run.path.parent)
     weights = {r.__name__: e.weight for r, e in zip(rewards, cfg.rewards)}
+    clock = GenerationClock()
     callback = RunEventsCallback(run, phase, control, recorder, weights, cfg.output.sample_every,
-                                 alerts)
-    return build_grpo_trainer(cfg, run, loaded, data, rewards, [callback])
+                                 alerts, clock)
+    return clock.wrap(build_grpo_trainer(cfg, run, loaded, data, rewards, [callback]))
 
 
 def _train_and_evaluation(cfg: RunConfig, dataset: Any,

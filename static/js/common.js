@@ -98,17 +98,35 @@ export function formatNumber(value, digits = 3) {
 }
 
 function formatBytes(bytes) {
-  return `${(bytes / 2 ** 30).toFixed(1)} GB`;
+  return typeof bytes === "number" ? `${(bytes / 2 ** 30).toFixed(1)} GB` : "–";
 }
 
-/** "CPU only" or each GPU's memory, plus CPU and RAM, in the top bar. */
+function gpuSummary(g) {
+  const parts = [`GPU ${g.index} ${formatBytes(g.memory_used)} / ${formatBytes(g.memory_total)}`];
+  if (typeof g.utilization === "number") parts.push(`${g.utilization} %`);
+  if (typeof g.temperature === "number") parts.push(`${g.temperature} °C`);
+  return parts.join(" ");
+}
+
+function gpuDetails(g) {
+  const power = typeof g.power === "number"
+    ? ` · ${Math.round(g.power)} W${typeof g.power_limit === "number" ? ` / ${Math.round(g.power_limit)} W` : ""}` : "";
+  const fan = typeof g.fan === "number" ? ` · ${t("fan")} ${g.fan} %` : "";
+  return `GPU ${g.index}: ${g.name}${power}${fan}`;
+}
+
+/** "CPU only" or each GPU's memory, load and temperature, plus CPU and RAM, in the top bar (the
+ * GPUs' names, power and fans in its tooltip). Each status shown is also dispatched on `window`
+ * as a `system-status` event, for pages that chart it. */
 export function showSystem(status) {
   const bar = document.getElementById("system-bar");
   if (!bar || !status) return;
-  const gpus = status.gpus?.length
-    ? status.gpus.map((g) => `GPU ${g.index} ${formatBytes(g.memory_used)} / ${formatBytes(g.memory_total)}`).join(" · ")
-    : t("CPU only");
-  bar.textContent = `${gpus} · CPU ${Math.round(status.cpu_percent)} % · RAM ${formatBytes(status.ram_used)} / ${formatBytes(status.ram_total)}`;
+  const gpus = status.gpus || [];
+  const shown = gpus.length ? gpus.map(gpuSummary).join(" · ") : t("CPU only");
+  bar.textContent = `${shown} · CPU ${Math.round(status.cpu_percent)} % · RAM ${formatBytes(status.ram_used)} / ${formatBytes(status.ram_total)}`;
+  bar.title = gpus.length ? gpus.map(gpuDetails).join("\n") : t("No NVIDIA GPU found: training runs on the CPU.");
+  bar.dataset.gpus = String(gpus.length);
+  window.dispatchEvent(new CustomEvent("system-status", { detail: status }));
 }
 
 function startSystemBar() {

@@ -1,9 +1,12 @@
 // The training monitor: redraws the full metric history from /metrics, then follows the run live
 // through its Socket.IO room (training_update, training_sample, training_alert, training_log,
-// training_status). The alerts panel and the rollout viewer live in alerts.js and rollouts.js.
-import { api, t, toast, socket, formatDuration, formatNumber, statusText, phaseText } from "./common.js";
+// training_status). The alerts panel, the rollout viewer, the checkpoint browser and the memory
+// chart live in alerts.js, rollouts.js, checkpoints.js and memory_chart.js.
+import { api, t, tf, toast, socket, formatDuration, formatNumber, statusText, phaseText } from "./common.js";
 import { loadAlerts, receiveAlert } from "./alerts.js";
 import { loadRollouts, receiveSample, setUpRollouts } from "./rollouts.js";
+import { loadCheckpoints, setUpCheckpoints, updateCheckpointActions } from "./checkpoints.js";
+import { setUpMemoryChart } from "./memory_chart.js";
 
 const root = document.getElementById("monitor");
 const runId = root.dataset.runId;
@@ -87,7 +90,7 @@ function redraw() {
 }
 
 function metricsOf(event) {
-  const { type, time, index, step, phase, total_steps, eta_seconds, ...metrics } = event;
+  const { type, time, index, step, phase, total_steps, eta_seconds, eta_generation_seconds, eta_update_seconds, ...metrics } = event;
   return metrics;
 }
 
@@ -103,6 +106,11 @@ function showHeader() {
   document.getElementById("stat-step").textContent = state.total_steps ? `${state.step ?? 0} / ${state.total_steps}` : (state.step ?? "–");
   // before a phase's first step there is nothing to estimate from
   document.getElementById("stat-eta").textContent = status === "running" && state.step > 0 ? formatDuration(state.eta_seconds) : "–";
+  const split = status === "running" && state.step > 0 && typeof state.eta_generation_seconds === "number";
+  document.getElementById("eta-split").textContent = split
+    ? tf("Left: {generation} generating completions, {update} updating the model.", { generation: formatDuration(state.eta_generation_seconds), update: formatDuration(state.eta_update_seconds) })
+    : "";
+  showEstimateBeside(state);
   tickClock();
   document.getElementById("stat-tokens").textContent = formatNumber(lastMetrics.num_tokens ?? state.num_tokens, 0);
   document.getElementById("stat-best").textContent = formatNumber(bestReward ?? state.best_reward);
@@ -113,6 +121,27 @@ function showHeader() {
   document.getElementById("stop").disabled = !["running", "queued", "paused", "interrupted", "stopping", "pausing"].includes(status);
   document.getElementById("pause").disabled = !(live || status === "queued");
   document.getElementById("resume").disabled = !["paused", "interrupted", "cancelled", "failed"].includes(status);
+  updateCheckpointActions(state);
+}
+
+/** The estimate made at launch beside what the worker measured (peak memory, time). */
+function showEstimateBeside(run) {
+  const estimate = run.estimate;
+  const node = document.getElementById("estimate-vs-measured");
+  if (!estimate?.available) {
+    node.textContent = "";
+    return;
+  }
+  const gb = (bytes) => (typeof bytes === "number" ? `${(bytes / 2 ** 30).toFixed(2)} GB` : "–");
+  const measured = run.measured || {};
+  const peak = estimate.device === "cuda" ? measured.peak_gpu_bytes : measured.peak_ram_bytes;
+  const parts = [tf("Peak memory: estimated {estimated}, measured {measured}", { estimated: gb(estimate.memory.peak), measured: gb(peak) })];
+  if (estimate.time?.seconds) {
+    parts.push(tf("time: estimated {estimated}, took {measured}", { estimated: formatDuration(estimate.time.seconds), measured: formatDuration(measured.seconds) }));
+  }
+  node.textContent = parts.join(" · ");
+  node.dataset.estimated = String(estimate.memory.peak);
+  node.dataset.measured = String(peak ?? "");
 }
 
 let clockStarted = null;
@@ -182,7 +211,7 @@ async function loadLog() {
 
 /** Each part of the history on its own: one that cannot be read leaves the others shown. */
 async function loadHistory() {
-  for (const load of [loadMetrics, () => loadAlerts(runId), loadRollouts, loadLog]) {
+  for (const load of [loadMetrics, () => loadAlerts(runId), loadRollouts, loadCheckpoints, loadLog]) {
     await load().catch((err) => toast(err.message, "error"));
   }
 }
@@ -194,7 +223,8 @@ function applyUpdate(u) {
   addPoint(u.phase, u.step, u.metrics);
   redraw();
   // a step is logged only while training runs, whatever status was read before
-  Object.assign(state, { step: u.step, total_steps: u.total_steps, phase: u.phase, eta_seconds: u.eta_seconds });
+  Object.assign(state, { step: u.step, total_steps: u.total_steps, phase: u.phase, eta_seconds: u.eta_seconds,
+    eta_generation_seconds: u.eta_generation_seconds, eta_update_seconds: u.eta_update_seconds });
   if (!["stopping", "pausing"].includes(state.status)) state.status = "running";
   showHeader();
 }
@@ -223,18 +253,22 @@ function follow() {
     refreshState();
   });
   io.on("training_event", (e) => {
-    if (e.session_id === runId && e.type === "resume") {
+    if (e.session_id !== runId) return;
+    if (e.type === "resume") {
       refreshState();
       reloadMetrics().catch((err) => toast(err.message, "error"));
     }
+    if (e.type === "checkpoint") loadCheckpoints().catch((err) => toast(err.message, "error"));
   });
   return ready;
 }
 
 async function main() {
   makeCharts();
+  setUpMemoryChart(document.getElementById("chart-memory"));
   setUpControls();
   setUpRollouts(runId);
+  setUpCheckpoints(runId, { resumed: () => refreshState().catch((err) => toast(err.message, "error")) });
   try {
     await follow();
     await refreshState();

@@ -3,6 +3,8 @@
 // at its field. Each step adds its own parts (catalogs, previews, rewards) below.
 import { api, t, el, toast, errorSlotFor, DRAFT_KEY, storeDraft } from "./common.js";
 import { renderRewardCatalog, renderCustomRewards } from "./rewards_ui.js";
+import { renderComputeChoices } from "./compute.js";
+import { setUpEstimate } from "./estimate.js";
 
 const MODE_KEY = "grpo-studio.setup-mode";
 const FIELDS_KEY = "grpo-studio.dataset-fields";
@@ -267,7 +269,8 @@ async function datasetStep() {
   const { datasets } = await api("GET", "/api/datasets/list");
   const showSource = () => showWhen("data-source-show", draft.dataset.source);
   const choose = (changes) => {
-    Object.assign(draft.dataset, changes);
+    // another dataset: a validation file chosen for the previous one no longer belongs to it
+    Object.assign(draft.dataset, { validation_path: null }, changes);
     refreshInputs();
     showSource();
     markDatasets();
@@ -400,6 +403,8 @@ function trainingStep() {
   const showAlgorithm = () => showWhen("data-algorithm-show", draft.algorithm.name);
   hooks.changed = (path) => path === "algorithm.name" && showAlgorithm();
   showAlgorithm();
+  return renderComputeChoices(document.getElementById("compute"),
+    () => (draft.compute ||= { gpu_ids: [], multi_gpu: false }), () => changed("compute.gpu_ids"));
 }
 
 // ---- step: rewards ------------------------------------------------------------------------
@@ -439,7 +444,11 @@ function reviewStep() {
   const list = document.getElementById("validation-problems");
   const saveName = document.getElementById("save-name");
   saveName.value = draft.output?.name || "";
+  const estimate = setUpEstimate(document.getElementById("estimate"), document.getElementById("calibrate"),
+    document.getElementById("calibrate-status"), () => draft);
   hooks.validated = (result) => {
+    if (result.valid) estimate();
+    else document.getElementById("estimate").replaceChildren(el("p", t("The estimate needs a valid configuration."), { class: "muted" }));
     document.getElementById("validation-ok").hidden = !result.valid;
     document.getElementById("start-training").disabled = !result.valid;
     list.replaceChildren();

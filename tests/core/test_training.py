@@ -35,6 +35,12 @@ def test_grpo_logs_every_metric_and_changes_lora_weights(tmp_path, tiny_model):
         missing += [f"rewards/{r}/mean" for r in ("length_band", "answer_correct",
                                                    "format_markers") if f"rewards/{r}/mean" not in m]
         assert not missing, f"step {m['step']} lacks {missing}"
+    # the ETA splits into generation and update; the run's record keeps what it used
+    for m in metrics[:-1]:
+        assert m["eta_generation_seconds"] >= 0 and m["eta_update_seconds"] >= 0, m
+        assert abs(m["eta_generation_seconds"] + m["eta_update_seconds"]
+                   - m["eta_seconds"]) <= 0.2, m
+    assert state["measured"]["seconds"] > 0 and state["measured"]["peak_ram_bytes"] > 2**20
     # LoRA B matrices start at zero: any nonzero value means GRPO moved the adapter
     weights = load_file(run.adapter_dir / "adapter_model.safetensors")
     lora_b = [w for name, w in weights.items() if "lora_B" in name]

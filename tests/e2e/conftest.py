@@ -47,7 +47,13 @@ def page_errors() -> list[str]:
 def page(browser: Any, live_server: Any, page_errors: list[str]) -> Iterator[Any]:
     """A page in its own context on `live_server` (which outlives it: the server is torn down
     after the page is closed). Relative URLs in `page.goto` resolve against the server."""
-    context = browser.new_context(viewport=VIEWPORT, base_url=live_server.url)
+    yield from page_on(browser, live_server.url, page_errors)
+
+
+def page_on(browser: Any, url: str, page_errors: list[str]) -> Iterator[Any]:
+    """A page in its own context whose relative URLs resolve against `url`; closed after the
+    test, which fails on any JavaScript error the page raised."""
+    context = browser.new_context(viewport=VIEWPORT, base_url=url)
     context.set_default_timeout(20_000)
     page = context.new_page()
     page.on("pageerror", lambda error: page_errors.append(f"{page.url}: {error}"))

@@ -118,6 +118,10 @@ def test_wizard_walk_start_stop_and_reload(page: Page, live_server: Any, tiny_mo
     next_step(page, "review")
     expect(page.locator("#validation-ok")).to_be_visible()
     expect(page.locator("#validation-problems li")).to_have_count(0)
+    # the estimate before launch: the peak by part; time waits for a measurement
+    expect(page.locator("#estimate-peak")).to_have_text(re.compile(r"^\d+\.\d\d GB$"))
+    expect(page.locator('#estimate-parts tr[data-part="weights"]')).to_be_visible()
+    expect(page.locator("#estimate-no-time")).to_be_visible()
     shoot(page, screenshots, "wizard-5-review.png")
     page.reload()
     wait_ready(page)

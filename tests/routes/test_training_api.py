@@ -25,6 +25,7 @@ def test_start_queues_a_run_and_lists_it(client):
         [("first-run", "queued", 1)]
     details = client.get("/api/training/first-run").json
     assert details["config"]["training"]["max_steps"] == 2 and details["best_reward"] is None
+    assert details["estimate"]["available"] is False  # its model is not on this machine
 
 
 @pytest.mark.parametrize("body, status, field", [
@@ -181,3 +182,7 @@ def test_a_started_run_trains_in_a_worker_process(app, client, services, tiny_mo
     assert run.read_state()["status"] == "completed", run.log_path.read_text()[-2000:]
     assert run.read_state()["pid"] not in (None, os.getpid())
     assert client.get("/api/training/real/metrics").json["events"]
+    # the record keeps the estimate made at launch beside what the worker measured
+    details = client.get("/api/training/real").json
+    assert details["estimate"]["available"] and details["estimate"]["memory"]["peak"] > 0
+    assert details["measured"]["peak_ram_bytes"] > 2**20 and details["measured"]["seconds"] > 0

@@ -177,13 +177,13 @@ def test_new_event_and_log_lines_are_published_to_the_run_room(jobs):
     assert len(jobs.publish.named("training_update")) == 1   # each line once
 
 
-def test_a_worker_that_dies_without_an_end_is_interrupted_with_its_exit_status(jobs):
+def test_a_worker_that_dies_without_an_end_fails_with_its_exit_status(jobs):
     run = jobs.submit(config())
     occupy(jobs, run, "import sys; sys.exit(3)").wait()
     jobs.tick()
     state = run.read_state()
-    assert state["status"] == "interrupted" and "exit status 3" in state["error"]
-    assert jobs.publish.named("training_status")[-1]["status"] == "interrupted"
+    assert state["status"] == "failed" and "exit status 3" in state["error"]
+    assert jobs.publish.named("training_status")[-1]["status"] == "failed"
     assert run.run_id not in jobs.workers
 
 
@@ -202,7 +202,7 @@ def test_a_crash_while_pausing_is_not_reported_as_a_pause(jobs, tmp_path):
     jobs.pause(run.run_id)
     process.wait()
     jobs.tick()
-    assert run.read_state()["status"] == "interrupted"
+    assert run.read_state()["status"] == "failed"
     assert "exit status 9" in run.read_state()["error"]
 
 

@@ -98,7 +98,8 @@ def test_checkpoints_lists_complete_ones_with_their_metrics(tmp_path):
     (run.checkpoints_dir("grpo") / "checkpoint-8").mkdir()   # being written: no marker yet
     found = RunStore(tmp_path).checkpoints(run)
     assert found == [{"name": "checkpoint-4", "phase": "grpo", "step": 4,
-                      "path": "checkpoints/checkpoint-4", "metrics": {"reward": 0.8}}]
+                      "path": "checkpoints/checkpoint-4", "metrics": {"reward": 0.8},
+                      "best": True}]
 
 
 def test_runs_are_listed_newest_first(tmp_path):

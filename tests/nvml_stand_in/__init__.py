@@ -1,0 +1,1 @@
+"""A stand-in NVML (pynvml.py here): see its docstring."""
