@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
@@ -57,9 +57,11 @@ MESSAGES = {
     "needs_cuda": "%(what)s needs an NVIDIA GPU with CUDA; use %(instead)s on this machine",
     "two_validation_sets": "a validation file and validation_split %(fraction)s both hold out "
                            "rows; set validation_split to 0 to use the file, or clear the file",
-    "multi_gpu": "training on several GPUs at once is not supported yet (the launch command is "
-                 "built, but the worker does not coordinate its processes); choose one GPU in "
-                 "compute.gpu_ids",
+    "multi_gpu": "multi_gpu trains on several GPUs: choose at least two in compute.gpu_ids, or "
+                 "turn multi_gpu off",
+    "gpu_ids_multi": "%(count)s GPUs are chosen: turn compute.multi_gpu on to train on all of "
+                     "them (data-parallel), or choose one",
+    "gpu_ids_unique": "each GPU may be chosen once (%(ids)s)",
 }
 
 
@@ -241,9 +243,11 @@ class OutputSection(_Section):
 
 
 class ComputeSection(_Section):
-    gpu_ids: list[int] = _help("GPU to train on (one for now); empty: the first.",
-                               default_factory=list, max_length=1)
-    multi_gpu: bool = _help("Launch with accelerate across the chosen GPUs.", default=False)
+    gpu_ids: list[Annotated[int, Field(ge=0)]] = _help(
+        "GPUs to train on, as the system monitor numbers them; empty: the first.",
+        default_factory=list)
+    multi_gpu: bool = _help("Train on every chosen GPU at once (data-parallel, one process per "
+                            "GPU through accelerate launch).", default=False)
 
 
 class RunConfig(_Section):
@@ -306,8 +310,15 @@ def _cross_field_problems(cfg: RunConfig, cuda: bool) -> list[dict[str, str]]:
             add("training.optimizer", "needs_cuda", what=t.optimizer, instead="adamw_torch")
         if cfg.model.backend == "unsloth":
             add("model.backend", "needs_cuda", what="Unsloth", instead="'auto' or 'transformers'")
-    if cfg.compute.multi_gpu:
+    c = cfg.compute
+    if c.gpu_ids and not cuda:
+        add("compute.gpu_ids", "needs_cuda", what="choosing GPUs", instead="no GPU (empty)")
+    if len(set(c.gpu_ids)) != len(c.gpu_ids):
+        add("compute.gpu_ids", "gpu_ids_unique", ids=", ".join(map(str, c.gpu_ids)))
+    if c.multi_gpu and len(c.gpu_ids) < 2:
         add("compute.multi_gpu", "multi_gpu")
+    if len(c.gpu_ids) > 1 and not c.multi_gpu:
+        add("compute.gpu_ids", "gpu_ids_multi", count=len(c.gpu_ids))
     return problems
 
 

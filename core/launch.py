@@ -10,9 +10,9 @@ Guarantees (`worker_command` is pure: it starts nothing and reads no environment
   once only on disjoint GPUs, so they never share a port;
 - ids are NVML's numbering (what the system monitor lists); CUDA_DEVICE_ORDER=PCI_BUS_ID makes
   CUDA count the GPUs the same way;
-- the server's pid (for the worker's pause-when-the-server-dies watch) is passed only to a single
-  worker process: under accelerate a rank's parent is the launcher, not the server, and the
-  watch (core/worker.py, by parent pid) would pause it at once.
+- the server's pid is passed to every worker process, for its pause-when-the-server-dies watch
+  (core/worker.py: by parent pid for a worker the server started, by the pid itself for a rank,
+  whose parent is the launcher).
 
 `worker_gpu_environment` is what a worker sets for itself before importing torch, so that a run
 started from the CLI (in the foreground, no launcher) trains on the same single GPU.
@@ -37,9 +37,9 @@ def worker_command(compute: ComputeSection, run_dir: Path, python: str,
     ids = list(compute.gpu_ids)
     worker = ["-m", "core.worker", str(run_dir)]
     env = {"PYTHONUNBUFFERED": "1", **gpu_pinning(ids)}
+    if parent_pid is not None:
+        env[PARENT_ENV] = str(parent_pid)
     if len(ids) <= 1:
-        if parent_pid is not None:
-            env[PARENT_ENV] = str(parent_pid)
         return [python, *worker], env
     launcher = ["-m", "accelerate.commands.launch", "--multi_gpu",
                 "--num_processes", str(len(ids)), "--num_machines", "1",

@@ -26,6 +26,7 @@ from core.errors import describe_error
 from core.launch import PARENT_ENV, worker_gpu_environment
 from core.run_dir import CLEAN_END_STATUSES, RunDir, now_iso, pid_alive
 from core.training.control import PAUSE, RunControl
+from core.training.ranks import FollowerRun, process_rank
 
 log = logging.getLogger("grpo_studio.worker")
 
@@ -44,9 +45,12 @@ def check_startable(run: RunDir) -> None:
 
 
 def run_worker(run: RunDir, control: RunControl | None = None) -> str:
-    """Run (or resume) the run in this process; the final status."""
-    check_startable(run)
+    """Run (or resume) the run in this process; the final status. In a data-parallel launch
+    only rank 0 keeps the run's record; the other processes train beside it."""
     control = control or RunControl()
+    if process_rank() != 0:
+        return _train(FollowerRun(run.path), control)
+    check_startable(run)
     started = time.monotonic()
     run.update_state(status="running", pid=os.getpid(), started_at=now_iso(), finished_at=None,
                      error=None, measured=None, eta_generation_seconds=None,
@@ -89,9 +93,16 @@ def _train(run: RunDir, control: RunControl) -> str:
 
 
 def pause_when_parent_dies(control: RunControl, parent_pid: int, interval: float = 1.0) -> None:
-    """Ask `control` to pause once this process's parent is no longer `parent_pid`."""
+    """Ask `control` to pause once the server `parent_pid` is gone: for a worker it started, once
+    this process's parent is no longer that server (sure even if its pid is reused); for a rank of
+    `accelerate launch` (whose parent is the launcher), once that pid no longer runs."""
+    started_by_server = os.getppid() == parent_pid
+
+    def server_runs() -> bool:
+        return os.getppid() == parent_pid if started_by_server else pid_alive(parent_pid)
+
     def watch() -> None:
-        while os.getppid() == parent_pid:
+        while server_runs():
             time.sleep(interval)
         log.warning("the server (pid %d) is gone: pausing with a checkpoint", parent_pid)
         control.ask(PAUSE)

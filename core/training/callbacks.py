@@ -8,7 +8,8 @@
 - reward alerts (core/training/alerts.py) -> `alert` events after the log record that raised them;
 - each save -> `checkpoint.json` inside the checkpoint (it is complete only from then on) and a
   `checkpoint` event;
-- state.json follows step and total_steps;
+- state.json follows step and total_steps, and says how many processes train (`processes`: more
+  than 1 in a data-parallel launch, where only rank 0 writes any of this, core/training/ranks.py);
 - a stop or pause request -> save a checkpoint at the end of this step and leave the loop.
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ from core.files import write_json_atomic
 from core.run_dir import CHECKPOINT_MARKER, RunDir
 from core.training.alerts import AlertWatcher
 from core.training.control import RunControl
+from core.training.ranks import agreed_request
 from core.training.samples import SampleRecorder
 
 SUMMARY_KEYS = ("train_runtime", "train_loss")
@@ -73,7 +75,7 @@ class RunEventsCallback(TrainerCallback):
         if self.clock is not None:
             self.clock.seconds = 0.0
         self.run.update_state(phase=self.phase, step=state.global_step,
-                              total_steps=state.max_steps)
+                              total_steps=state.max_steps, processes=args.world_size)
 
     def eta(self, state: Any) -> dict[str, float | None]:
         """`eta_seconds`, and for GRPO its generation and update shares, from the average step
@@ -95,6 +97,9 @@ class RunEventsCallback(TrainerCallback):
                               **self.eta(state))
         if self.recorder is not None:
             self._write_samples(state.global_step)
+        agreed = agreed_request(self.run_control.request)  # every process stops at this step
+        if agreed and agreed != self.run_control.request:
+            self.run_control.ask(agreed)
         if self.run_control.request:
             control.should_save = True
             control.should_training_stop = True
@@ -131,7 +136,7 @@ class RunEventsCallback(TrainerCallback):
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if not folder.is_dir():
+        if not folder.is_dir() or not state.is_world_process_zero:  # rank 0 marks it complete
             return
         write_json_atomic(folder / CHECKPOINT_MARKER, {
             "step": state.global_step, "phase": self.phase, "metrics": self.last_metrics})

@@ -21,6 +21,7 @@ from core.run_dir import RunDir, checkpoint_step
 from core.training.alerts import AlertWatcher
 from core.training.callbacks import GenerationClock, RunEventsCallback
 from core.training.control import PAUSE, RunControl
+from core.training.ranks import barrier, process_rank
 from core.training.samples import SampleRecorder, TrainingReward
 from core.training.trainers import build_grpo_trainer, build_sft_trainer
 from rewards import CustomReward, Markers, build_reward, get_spec, unique_names
@@ -169,8 +170,14 @@ def _check_columns(reward: str, fields: list[str], dataset: Any) -> None:
 
 
 def _save_result(trainer: Any, loaded: LoadedModel, folder: Path) -> None:
+    """The phase's result, whole or absent: written beside and renamed into place (by rank 0 of
+    a data-parallel run; every process waits for it before going on)."""
+    writer = process_rank() == 0
     partial = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    trainer.save_model(str(partial))
-    loaded.tokenizer.save_pretrained(str(partial))
-    os.replace(partial, folder)
+    if writer:
+        shutil.rmtree(partial, ignore_errors=True)
+    trainer.save_model(str(partial))  # the trainer writes from its main process only
+    if writer:
+        loaded.tokenizer.save_pretrained(str(partial))
+        os.replace(partial, folder)
+    barrier()

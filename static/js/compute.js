@@ -1,8 +1,8 @@
 // The wizard's compute section: the GPUs the system monitor lists (GET /api/system/status) as
-// checkboxes bound to compute.gpu_ids. One GPU chosen is pinned for the run; compute.multi_gpu
-// follows the count, and several are refused by the config's check until the worker coordinates
-// several processes (the `accelerate launch` command is built: core/launch.py). Without a GPU
-// the section says "CPU only". Names are shown as text.
+// checkboxes bound to compute.gpu_ids. One GPU chosen is pinned for the run; several train
+// data-parallel (DDP) through `accelerate launch` (core/launch.py), one process per GPU, and
+// compute.multi_gpu follows the count. Without a GPU the section says "CPU only". Names are shown
+// as text.
 import { api, t, el, formatNumber } from "./common.js";
 
 const GB = 2 ** 30;
@@ -17,7 +17,7 @@ function summary(chosen, found) {
   if (!found && !chosen.length) return t("CPU only: no NVIDIA GPU was found, training runs on the processor.");
   if (!chosen.length) return t("No GPU chosen: the run trains on the first one.");
   if (chosen.length === 1) return `${t("One GPU")}: GPU ${chosen[0]}`;
-  return `${chosen.length} ${t("GPUs chosen: training on several GPUs at once is not supported yet; choose one.")}`;
+  return `${chosen.length} ${t("GPUs: data-parallel training (DDP) through accelerate launch, one process per GPU.")}`;
 }
 
 /** Fills `section` (#compute) with a checkbox per GPU. `compute()` gives the draft's compute

@@ -73,8 +73,10 @@ BAD_CONFIGS = [
     # one way to hold out validation rows at a time
     ({"dataset": {"validation_split": 0.1, "validation_path": "valid.jsonl"}},
      "dataset.validation_path", "set validation_split to 0 to use the file"),
-    # one GPU per run for now
-    ({"compute": {"multi_gpu": True}}, "compute.multi_gpu", "not supported yet"),
+    # several GPUs: multi_gpu and the ids agree, each id once, only with CUDA
+    ({"compute": {"multi_gpu": True, "gpu_ids": [0]}}, "compute.multi_gpu", "at least two"),
+    ({"compute": {"gpu_ids": [0, 1]}}, "compute.gpu_ids", "2 GPUs are chosen: turn"),
+    ({"compute": {"gpu_ids": [-1]}}, "compute.gpu_ids.0", "greater than or equal to 0"),
 ]
 
 
@@ -86,6 +88,18 @@ def test_bad_config_names_field_and_reason(patch, field, message):
     problems = {p["field"]: p["message"] for p in info.value.problems}
     assert field in problems, problems
     assert message in problems[field]
+
+
+def test_several_gpus_are_valid_with_cuda_and_named_without():
+    several = {"rewards": REWARDS, "compute": {"gpu_ids": [0, 1], "multi_gpu": True}}
+    assert validate_config(several, cuda=True).compute.gpu_ids == [0, 1]
+    with pytest.raises(ConfigError) as info:
+        validate_config(several, cuda=False)
+    assert {p["field"] for p in info.value.problems} == {"compute.gpu_ids"}
+    with pytest.raises(ConfigError) as info:
+        validate_config({**several, "compute": {"gpu_ids": [1, 1], "multi_gpu": True}},
+                        cuda=True)
+    assert "each GPU may be chosen once (1, 1)" in info.value.problems[0]["message"]
 
 
 def test_cuda_lifts_the_gpu_only_checks():

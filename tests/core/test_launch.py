@@ -43,8 +43,8 @@ def test_several_gpus_launch_one_process_each_through_accelerate(gpus, port):
                     "--main_process_port", port, "-m", "core.worker", str(RUN)]
     assert env["CUDA_VISIBLE_DEVICES"] == ",".join(map(str, gpus))
     assert env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
-    # a rank's parent is the launcher, so the server-watch (by parent pid) would pause it at once
-    assert PARENT_ENV not in env
+    # every rank watches the server itself (its parent is the launcher)
+    assert env[PARENT_ENV] == "123"
 
 
 def test_without_a_server_no_parent_pid_is_passed():

@@ -103,8 +103,7 @@ def test_the_bar_shows_each_gpu(gpu_page: Page) -> None:
     expect(bar).to_have_attribute("title", re.compile(r"GPU 0: Stand-in GPU 0 · 150 W / 300 W"))
 
 
-def test_choosing_two_gpus_makes_a_multi_gpu_draft_said_unsupported(gpu_page: Page,
-                                                                    screenshots: Path) -> None:
+def test_choosing_two_gpus_makes_a_multi_gpu_draft(gpu_page: Page, screenshots: Path) -> None:
     gpu_page.goto("/wizard/training")
     wait_ready(gpu_page)
     choices = gpu_page.locator("#gpu-choices input[type=checkbox]")
@@ -118,8 +117,7 @@ def test_choosing_two_gpus_makes_a_multi_gpu_draft_said_unsupported(gpu_page: Pa
     assert draft(gpu_page)["compute"] == {"gpu_ids": [1], "multi_gpu": False}
 
     choices.nth(0).check()
-    expect(gpu_page.locator("#compute-summary")).to_have_text(
-        re.compile("^2 GPUs chosen: training on several GPUs at once is not supported yet"))
+    expect(gpu_page.locator("#compute-summary")).to_have_text(re.compile("^2 GPUs: data-parallel"))
     assert draft(gpu_page)["compute"] == {"gpu_ids": [0, 1], "multi_gpu": True}
     gpu_page.locator("#compute").screenshot(path=str(screenshots / "wizard-compute-gpus.png"))
 

@@ -43,7 +43,10 @@ def jobs(tmp_path: Path) -> Any:
 
 
 def config(model_dir: Path | None = None, **sections: Any) -> Any:
-    return validate_config(tiny_config(model_dir or Path("/nonexistent"), **sections))
+    """A valid tiny config; one that chooses GPUs is validated as on a CUDA machine (these tests
+    schedule GPUs, they never use one)."""
+    return validate_config(tiny_config(model_dir or Path("/nonexistent"), **sections),
+                           cuda=True if "compute" in sections else None)
 
 
 def stand_in(code: str) -> subprocess.Popen:
