@@ -5,8 +5,9 @@ torn one (temp file in the same folder, fsync, rename). `resolve_inside` is the 
 path that comes from a request: it percent-decodes it first (twice-encoded too), refuses NUL and
 control characters, backslashes, drive letters, `..` and hidden (dot) parts, resolves symlinks, and
 returns the resolved path, which is inside `root`; otherwise it raises `PathRefused` (a ValueError)
-naming the path and why. An absolute path is accepted only when it already names something inside
-`root` (the paths this app hands out itself, such as an upload's `path`); any other is refused.
+naming the path and why. An absolute path is refused too: a request names a file relative to its
+root (callers that hand out absolute paths, such as an upload's `path`, turn them back into names
+first).
 
 Does not: check that the path exists, or decide which root a request may reach (callers do).
 """
@@ -102,6 +103,8 @@ def _refusal(text: str) -> str | None:
         return "backslash"
     if _DRIVE.match(text):
         return "drive letter"
+    if text.startswith("/"):
+        return "an absolute path"
     if ".." in Path(text).parts:
         return "'..' is outside the folder"
     return None

@@ -396,7 +396,7 @@ class DatasetLibrary:
             return builtin_path(section.path)
         for root in (self.uploads_dir, BUILTIN_DIR):
             try:
-                path = resolve_inside(root, section.path)
+                path = resolve_inside(root, _name_within(section.path, root))
             except ValueError:
                 continue
             inner = path.relative_to(root.resolve()).parts
@@ -405,6 +405,18 @@ class DatasetLibrary:
                 return path
         raise DatasetError("only uploaded files and bundled samples can be previewed here; "
                            "upload the file first")
+
+
+def _name_within(path: str, root: Path) -> str:
+    """The name under `root` of a path this app handed out absolute (an upload's `path`), for
+    `resolve_inside`, which refuses absolute paths; anything else as it is."""
+    candidate = Path(path)
+    if not candidate.is_absolute():
+        return path
+    try:
+        return str(candidate.relative_to(root.resolve()))
+    except ValueError:
+        return path  # elsewhere: refused by resolve_inside
 
 
 def human_size(size: int) -> str:

@@ -35,8 +35,11 @@ function checkpointOf(row) {
   return checkpoints.find((c) => c.name === row.dataset.checkpoint && c.phase === row.dataset.phase);
 }
 
-function query(checkpoint) {
-  return `run=${encodeURIComponent(runId)}&checkpoint=${encodeURIComponent(checkpoint.name)}`;
+/** `run` and `checkpoint` for the testing and export pages; `useName` for the export page, which
+ * knows checkpoints by name (the testing page takes the path, which tells phases apart). */
+function query(checkpoint, useName = false) {
+  const which = useName ? checkpoint.name : checkpoint.path || checkpoint.name;
+  return `run=${encodeURIComponent(runId)}&checkpoint=${encodeURIComponent(which)}`;
 }
 
 function render() {
@@ -59,7 +62,7 @@ function row(checkpoint) {
   const actions = el("td", null, { class: "checkpoint-actions" });
   actions.append(
     el("a", t("Test"), { href: `/test?${query(checkpoint)}`, class: "button secondary small", "data-action": "test" }),
-    el("a", t("Export"), { href: `/export?${query(checkpoint)}`, class: "button secondary small", "data-action": "export" }),
+    el("a", t("Export"), { href: `/export?${query(checkpoint, true)}`, class: "button secondary small", "data-action": "export" }),
     button(t("Resume from here"), "resume", "secondary small", () => resumeFrom(checkpoint)),
     button(t("Delete"), "delete", "small danger", () => remove(checkpoint)));
   tr.append(name, el("td", phaseText(checkpoint.phase)), el("td", checkpoint.step, { class: "num" }),

@@ -22,7 +22,11 @@ function gigabytes(bytes) {
 function memoryTable(memory) {
   const table = el("table", null, { id: "estimate-parts" });
   const body = el("tbody");
-  for (const [name, bytes] of Object.entries(memory.parts)) {
+  // the persistent parts first, then what one step adds (the API's JSON sorts keys by name)
+  const order = ["runtime", "weights", "adapter_optimizer", "gradients_optimizer", "reference_weights",
+    "activations", "activations_logits", "kv_cache"];
+  const names = Object.keys(memory.parts).sort((a, b) => (order.indexOf(a) + 1 || 99) - (order.indexOf(b) + 1 || 99));
+  for (const [name, bytes] of names.map((n) => [n, memory.parts[n]])) {
     const row = el("tr", null, { "data-part": name });
     row.append(el("td", partName(name)), el("td", gigabytes(bytes), { class: "num" }));
     body.append(row);
@@ -76,9 +80,16 @@ export function renderEstimate(box, result) {
 
 /** Estimates `draft` into `box`, and makes `button` calibrate then estimate again. */
 export function setUpEstimate(box, button, status, currentDraft) {
+  let latest = 0;  // only the newest answer is shown, whichever request it answers
+  const ask = async (url) => {
+    const mine = ++latest;
+    const answer = await api("POST", url, { config: currentDraft() });
+    return mine === latest ? answer : null;
+  };
   const show = async () => {
     try {
-      renderEstimate(box, await api("POST", "/api/training/estimate", { config: currentDraft() }));
+      const answer = await ask("/api/training/estimate");
+      if (answer) renderEstimate(box, answer);
       box.dataset.ready = "true";
     } catch (err) {
       box.replaceChildren(el("p", err.message, { class: "error-text" }));
@@ -88,7 +99,8 @@ export function setUpEstimate(box, button, status, currentDraft) {
     button.disabled = true;
     status.textContent = t("Measuring this model on this machine…");
     try {
-      renderEstimate(box, await api("POST", "/api/training/calibrate", { config: currentDraft() }));
+      const answer = await ask("/api/training/calibrate");
+      if (answer) renderEstimate(box, answer);
       status.textContent = "";
     } catch (err) {
       status.textContent = err.message;

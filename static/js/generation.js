@@ -92,8 +92,10 @@ export class ModelPicker {
 /** Model predicates for `?run=` and for the base-vs-fine-tuned defaults. */
 export const isResultOf = (run, checkpoint = "") => (m) => m.select?.session_id === run && !m.select.base
   && sameCheckpoint(m.select.checkpoint || "", checkpoint);
-// "checkpoint-4" names "checkpoints/checkpoint-4" too
-const sameCheckpoint = (a, b) => a === b || (Boolean(a) && Boolean(b) && a.split("/").pop() === b.split("/").pop());
+// "checkpoint-4" names "checkpoints/checkpoint-4" too; two paths must be equal (the pre-training
+// phase and GRPO may both have a "checkpoint-4")
+const sameCheckpoint = (a, b) => a === b || (Boolean(a) && Boolean(b) && !(a.includes("/") && b.includes("/"))
+  && a.split("/").pop() === b.split("/").pop());
 export const isBaseOf = (run) => (m) => m.select?.session_id === run && Boolean(m.select.base);
 
 // ---- streamed generation ----------------------------------------------------------------------

@@ -64,8 +64,9 @@ def test_the_list_marks_the_best_and_links_to_testing_and_export(
     expect(best).to_contain_text("best reward")
     expect(row(page, "checkpoint-4")).to_contain_text("0.7")
     query = f"run={paused_run.run_id}&checkpoint=checkpoint-4"
+    # the testing page gets the path, which tells a pre-training checkpoint-4 from GRPO's
     expect(row(page, "checkpoint-4").locator('[data-action="test"]')).to_have_attribute(
-        "href", f"/test?{query}")
+        "href", f"/test?run={paused_run.run_id}&checkpoint=checkpoints%2Fcheckpoint-4")
     expect(row(page, "checkpoint-4").locator('[data-action="export"]')).to_have_attribute(
         "href", f"/export?{query}")
     page.locator("#checkpoints").screenshot(path=str(screenshots / "monitor-checkpoints.png"))

@@ -22,6 +22,7 @@ from urllib.parse import quote
 import pytest
 
 from core.config import validate_config
+from core.datasets import DatasetError
 from core.files import PathRefused, resolve_inside, write_json_atomic
 from core.run_dir import CHECKPOINT_MARKER, create_run
 from flask_app import create_app
@@ -81,12 +82,23 @@ def test_the_helper_decodes_before_it_checks(tmp_path, encoded, plain):
     assert resolve_inside(tmp_path, encoded) == (tmp_path / plain).resolve()
 
 
-def test_an_absolute_path_is_accepted_only_inside_the_root(tmp_path):
-    # the paths the app hands out itself (an upload's "path") come back absolute
+def test_an_absolute_path_is_refused_even_inside_the_root(tmp_path):
     inside = tmp_path / "uploads" / "a.jsonl"
-    assert resolve_inside(tmp_path / "uploads", str(inside)) == inside.resolve()
-    with pytest.raises(PathRefused, match="outside"):
-        resolve_inside(tmp_path / "uploads", str(tmp_path / "other.jsonl"))
+    with pytest.raises(PathRefused, match="an absolute path"):
+        resolve_inside(tmp_path / "uploads", str(inside))
+
+
+def test_an_uploads_absolute_path_from_the_list_previews_as_its_name(tmp_path):
+    """The wizard sends back the absolute `path` the list gave; it is turned into a name first."""
+    from services.datasets import DatasetLibrary
+    library = DatasetLibrary(tmp_path / "uploads", 1 << 20)
+    entry = library.save_upload(__import__("io").BytesIO(b'{"question": "q", "answer": "a"}\n'),
+                                "rows.jsonl")
+    section = library.section_for({"source": "file", "path": entry["path"]})
+    assert library.preview(section)["rows"] == [{"question": "q", "answer": "a"}]
+    outside = library.section_for({"source": "file", "path": str(tmp_path / "x.jsonl")})
+    with pytest.raises(DatasetError, match="only uploaded files"):
+        library.preview(outside)
 
 
 # ---- the world -----------------------------------------------------------------------------------
