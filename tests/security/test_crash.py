@@ -15,8 +15,9 @@ from __future__ import annotations
 import os
 import signal
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import psutil
 import pytest
@@ -105,14 +106,42 @@ def test_a_killed_worker_s_run_can_be_resumed(killed_worker):
     killed_worker["jobs"].stop(killed_worker["run"].run_id)
 
 
+class Servers:
+    """The live servers a fixture starts on one folder."""
+
+    def __init__(self, root: Path):
+        self.root, self.started = root, []
+
+    def start(self) -> LiveServer:
+        self.started.append(LiveServer(self.root).start())
+        return self.started[-1]
+
+    def restarted(self, run_id: str) -> dict[str, Any]:
+        """A new server on the folder, and the run as it finds it."""
+        server = self.start()
+        return {"server": server, "run_id": run_id, "root": self.root,
+                "found": state(server, run_id)}
+
+
+@contextmanager
+def servers_on(root: Path) -> Iterator[Servers]:
+    """Servers started on `root`; all stopped, and every worker of the folder killed, after."""
+    servers = Servers(root)
+    try:
+        yield servers
+    finally:
+        for server in servers.started:
+            server.kill(signal.SIGTERM)
+        kill_workers_of(root)
+
+
 # ---- a killed server -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def killed_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A server killed with SIGKILL mid-run, then started again on the same folder."""
     root = tmp_path_factory.mktemp("killed-server")
-    first = LiveServer(root).start()
-    restarted = None
-    try:
+    with servers_on(root) as servers:
+        first = servers.start()
         run_id = start_run(first, tiny_model, **LONG_RUN)
         wait_for(lambda: trained_steps(first, run_id, 2), FIRST_STEPS_S, "two logged steps")
         pid = state(first, run_id)["pid"]
@@ -120,14 +149,7 @@ def killed_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) ->
         wait_for(lambda: not psutil.pid_exists(pid) or
                  psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, 120,
                  "the orphaned worker to pause and exit")
-        restarted = LiveServer(root).start()
-        yield {"server": restarted, "run_id": run_id, "root": root,
-               "found": state(restarted, run_id)}
-    finally:
-        for server in (first, restarted):
-            if server:
-                server.kill(signal.SIGTERM)
-        kill_workers_of(root)
+        yield servers.restarted(run_id)
 
 
 def test_after_a_server_kill_no_worker_is_left_orphaned(killed_server):
@@ -156,9 +178,8 @@ def test_after_a_restart_the_run_resumes(killed_server):
 def lost_power(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A server and its worker killed together after a complete checkpoint, then a restart."""
     root = tmp_path_factory.mktemp("lost-power")
-    first = LiveServer(root).start()
-    restarted = None
-    try:
+    with servers_on(root) as servers:
+        first = servers.start()
         run_id = start_run(first, tiny_model, training={"max_steps": 300},
                            output={"save_steps": 1})
         wait_for(lambda: first.api("GET", f"/api/training/{run_id}/checkpoints")
@@ -167,14 +188,7 @@ def lost_power(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> An
         first.kill(signal.SIGKILL)
         os.killpg(pid, signal.SIGKILL)    # before it can notice and pause
         wait_for(lambda: worker_processes(root) == [], 30, "the worker to die")
-        restarted = LiveServer(root).start()
-        yield {"server": restarted, "run_id": run_id, "root": root,
-               "found": state(restarted, run_id)}
-    finally:
-        for server in (first, restarted):
-            if server:
-                server.kill(signal.SIGTERM)
-        kill_workers_of(root)
+        yield servers.restarted(run_id)
 
 
 def test_a_run_whose_worker_died_with_the_server_is_interrupted(lost_power):
