@@ -36,7 +36,12 @@ def cpu_has_bf16() -> bool:
     import torch
     cpu = torch.backends.cpu
     level = cpu.get_cpu_capability() if hasattr(cpu, "get_cpu_capability") else ""
-    return "AMX" in level.upper() or _cpuinfo_has("avx512_bf16") or _cpuinfo_has("amx_bf16")
+    return "AMX" in level.upper() or cpu_flags_have_bf16()
+
+
+def cpu_flags_have_bf16() -> bool:
+    """True when /proc/cpuinfo lists native bf16 (AVX512-BF16 or AMX); no torch needed."""
+    return _cpuinfo_has("avx512_bf16") or _cpuinfo_has("amx_bf16")
 
 
 def _cpuinfo_has(flag: str) -> bool:

@@ -223,11 +223,11 @@ def percentile(values: list[int], share: float = 0.95) -> int:
 def device_and_precision(cfg: RunConfig) -> tuple[str, str]:
     """Where the run will train and in what precision ('auto': bf16 on a GPU, and on a CPU with
     native bf16, else fp32), without importing torch."""
-    from core.hardware import _cpuinfo_has, cuda_available
+    from core.hardware import cpu_flags_have_bf16, cuda_available
     device = "cuda" if cuda_available() else "cpu"
     precision = cfg.training.precision
     if precision == "auto":
-        native = device == "cuda" or _cpuinfo_has("avx512_bf16") or _cpuinfo_has("amx_bf16")
+        native = device == "cuda" or cpu_flags_have_bf16()
         precision = "bf16" if native else "fp32"
     return device, precision
 

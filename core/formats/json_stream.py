@@ -129,47 +129,49 @@ class _JsonReader:
     # structure -------------------------------------------------------------------------------
     def list_items(self) -> Iterator[Any]:
         """The items of a list whose `[` was just read, through its `]`."""
-        if self.next_char() == "]":
-            self.pos += 1
+        if self._closes_empty("]"):
             return
         while True:
             yield self.value()
-            following = self.next_char()
-            self.pos += 1
-            if following == "]":
+            if self._closes("]"):
                 return
-            if following != ",":
-                self.pos -= 1
-                raise self.invalid("Expecting ',' delimiter")
 
     def object_list_items(self) -> Iterator[Any]:
         """The items of the one list in an object whose `{` was just read; other values are
         read and dropped."""
         found = False
-        if self.next_char() == "}":
-            self.pos += 1
-        else:
-            while True:
-                if self.next_char() != '"':
-                    raise self.invalid("Expecting property name enclosed in double quotes")
+        closed = self._closes_empty("}")
+        while not closed:
+            if self.next_char() != '"':
+                raise self.invalid("Expecting property name enclosed in double quotes")
+            self.value()
+            self.expect(":", "Expecting ':' delimiter")
+            if self.next_char() == "[":
+                if found:
+                    raise DatasetError(f"{self.name}: {NOT_A_ROW_LIST}")
+                found, self.pos = True, self.pos + 1
+                yield from self.list_items()
+            else:
                 self.value()
-                self.expect(":", "Expecting ':' delimiter")
-                if self.next_char() == "[":
-                    if found:
-                        raise DatasetError(f"{self.name}: {NOT_A_ROW_LIST}")
-                    found, self.pos = True, self.pos + 1
-                    yield from self.list_items()
-                else:
-                    self.value()
-                following = self.next_char()
-                self.pos += 1
-                if following == "}":
-                    break
-                if following != ",":
-                    self.pos -= 1
-                    raise self.invalid("Expecting ',' delimiter")
+            closed = self._closes("}")
         if not found:
             raise DatasetError(f"{self.name}: {NOT_A_ROW_LIST}")
+
+    def _closes_empty(self, end: str) -> bool:
+        """Whether the container just opened is empty (its `end` is read if so)."""
+        if self.next_char() == end:
+            self.pos += 1
+            return True
+        return False
+
+    def _closes(self, end: str) -> bool:
+        """After an item: True when `end` closes the container, False after a comma (both
+        read); anything else is invalid JSON."""
+        following = self.next_char()
+        if following not in (end, ","):
+            raise self.invalid("Expecting ',' delimiter")
+        self.pos += 1
+        return following == end
 
     # errors ----------------------------------------------------------------------------------
     def line_at(self, pos: int) -> int:

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import sys
-import time
 
 from core.hardware import cuda_available
 from routes.extensions import socketio
 from routes.system import start_system_updates
+from tests.conftest import wait_for
 from tests.nvml_stand_in import pynvml as nvml_stand_in
 
 
@@ -43,12 +43,8 @@ def test_system_update_is_pushed_to_every_client_until_stopped(app, client):
     listener = socketio.test_client(app, flask_test_client=client)
     stop = start_system_updates(app, 0.05)
     try:
-        deadline = time.monotonic() + 10
-        pushed: list = []
-        while not pushed and time.monotonic() < deadline:
-            pushed = [m for m in listener.get_received() if m["name"] == "system_update"]
-            time.sleep(0.05)
-        assert pushed, "no system_update within 10 s"
+        pushed = wait_for(lambda: [m for m in listener.get_received()
+                                   if m["name"] == "system_update"], 10, "a system_update")
         status = pushed[0]["args"][0]
         assert {"gpus", "cpu_percent", "ram_used", "ram_total"} <= set(status)
     finally:
